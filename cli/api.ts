@@ -1,0 +1,69 @@
+// HTTP client for the sync server: people authenticate with a bearer session token, robots sign every
+// request (core/records/request-signature.ts). Server errors arrive as { error: { code, message } }
+// and become ApiError with the same code and status.
+import { signRobotRequest, ROBOT_HEADERS } from '../core/records/request-signature.ts';
+import { toBase64 } from '../core/bytes.ts';
+
+export class ApiError extends Error {
+  constructor(message: string, readonly status: number, readonly code: string) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export type Auth = { kind: 'none' } | { kind: 'session'; token: string } | { kind: 'robot'; robotId: string; secretKey: Uint8Array };
+
+export class ApiClient {
+  constructor(readonly baseUrl: string, private readonly auth: Auth) {
+    if (!/^https?:\/\//.test(baseUrl)) throw new TypeError(`"server" expected http(s) URL, got ${baseUrl}`);
+  }
+
+  private async send(method: string, path: string, body?: Uint8Array, contentType?: string): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (contentType) headers['content-type'] = contentType;
+    const raw = body ?? new Uint8Array(0);
+    if (this.auth.kind === 'session') headers.authorization = `Bearer ${this.auth.token}`;
+    if (this.auth.kind === 'robot') {
+      const url = new URL(path, this.baseUrl);
+      const signed = signRobotRequest({ method, path: url.pathname + url.search, body: raw, secretKey: this.auth.secretKey });
+      headers[ROBOT_HEADERS.robot] = this.auth.robotId;
+      headers[ROBOT_HEADERS.timestamp] = String(signed.timestamp);
+      headers[ROBOT_HEADERS.nonce] = signed.nonce;
+      headers[ROBOT_HEADERS.signature] = toBase64(signed.signature);
+    }
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, this.baseUrl), { method, headers, body: body === undefined ? undefined : (raw as unknown as BodyInit) });
+    } catch (err) {
+      throw new ApiError(`cannot reach ${this.baseUrl}: ${(err as Error).message}`, 0, 'unreachable');
+    }
+    if (!res.ok) {
+      let code = 'http_error';
+      let message = `${method} ${path} failed with ${res.status}`;
+      try {
+        const j = (await res.json()) as { error?: { code?: string; message?: string } };
+        if (j.error?.code) code = j.error.code;
+        if (j.error?.message) message = `${j.error.message} (${res.status} ${code})`;
+      } catch {
+        /* non-JSON error body */
+      }
+      throw new ApiError(message, res.status, code);
+    }
+    return res;
+  }
+
+  async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.send(method, path, body === undefined ? undefined : new TextEncoder().encode(JSON.stringify(body)), body === undefined ? undefined : 'application/json');
+    return (await res.json()) as T;
+  }
+
+  async binary(method: string, path: string, body?: Uint8Array): Promise<Uint8Array> {
+    const res = await this.send(method, path, body, body ? 'application/octet-stream' : undefined);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+
+  async postBinary<T>(path: string, body: Uint8Array): Promise<T> {
+    const res = await this.send('POST', path, body, 'application/octet-stream');
+    return (await res.json()) as T;
+  }
+}

@@ -1,0 +1,234 @@
+// `tensorguard robot …`: enroll from a bundle, push an encrypted update, pull and verify a release.
+// The robot trusts only the officer keys pinned from its enrollment bundle: a round config, key record
+// or release signed by anyone else is refused before it is used.
+import { join } from 'node:path';
+import { readFile, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import type { CommandContext } from '../context.ts';
+import { CliError } from '../context.ts';
+import { ApiClient } from '../api.ts';
+import { exists, loadAdapterDir, openFromFile, readJson, saveAdapterDir, sealToFile, writeFileAtomic, writeJson } from '../home.ts';
+import { generateSigningKeyPair } from '../../core/crypto/sign.ts';
+import { generateKemKeyPair, openPayload, unwrapContentKey } from '../../core/crypto/kem.ts';
+import { ByteReader, ByteWriter } from '../../core/codec/binary.ts';
+import { fromBase64, toBase64, bytesToHex, equalBytes } from '../../core/bytes.ts';
+import { sha256 } from '../../core/codec/fingerprint.ts';
+import { attestRobotKeys, decodeEnrollmentBundle } from '../../core/records/enrollment.ts';
+import { openRoundConfig, type RoundConfig } from '../../core/records/round-config.ts';
+import { openKeyRecord } from '../../core/records/key-record.ts';
+import { buildUpdatePackage } from '../../core/records/update-package.ts';
+import { openReleaseManifest, releaseContext, decodeReleasePayload } from '../../core/records/release-manifest.ts';
+import { IntegrityError } from '../../core/errors.ts';
+import { createEncryptor } from '../../core/he/seal.ts';
+import { computeDelta, encodeContribution, roundStartAdapter } from '../../core/round/robot.ts';
+import { roundPrivacyParams } from '../../core/round/privacy.ts';
+import { checkBudget, type RoundPrivacyParams } from '../../core/dp/round-privacy.ts';
+import { loadPeftAdapter } from '../../core/peft/adapter.ts';
+
+interface RobotIdentity {
+  serverUrl: string;
+  orgId: string;
+  fleetId: string;
+  robotId: string;
+  name: string;
+  bundleId: string;
+  officerPublicKeys: string[];
+  dsaPublicKey: string;
+  kemPublicKey: string;
+}
+
+interface RobotState {
+  releaseVersion: number;
+  releaseAdapterSha256?: string;
+  ledger: Array<{ roundId: string; params: RoundPrivacyParams; epsilonAfter: number }>;
+  contributed: string[];
+}
+
+const robotDir = (home: string) => join(home, 'robot');
+const TYPE_ROBOT_SECRETS = 0x40;
+
+async function loadIdentity(ctx: CommandContext): Promise<RobotIdentity> {
+  const id = await readJson<RobotIdentity>(join(robotDir(ctx.home), 'identity.json'));
+  if (!id) throw new CliError(`no robot is enrolled in ${ctx.home}; run tensorguard robot enroll --bundle FILE`, 'not_enrolled');
+  return id;
+}
+
+async function loadState(ctx: CommandContext): Promise<RobotState> {
+  return (await readJson<RobotState>(join(robotDir(ctx.home), 'state.json'))) ?? { releaseVersion: 0, ledger: [], contributed: [] };
+}
+
+async function loadSecrets(ctx: CommandContext): Promise<{ dsaSecretKey: Uint8Array; kemSecretKey: Uint8Array }> {
+  const bytes = await openFromFile({ path: join(robotDir(ctx.home), 'secrets.sealed'), passphrase: await ctx.passphrase('the robot keys') });
+  const r = new ByteReader(bytes, 'robot secrets');
+  r.header(TYPE_ROBOT_SECRETS, [1]);
+  const out = { dsaSecretKey: r.bytes(8192, 'dsa'), kemSecretKey: r.bytes(8192, 'kem') };
+  r.end();
+  return out;
+}
+
+async function robotClient(ctx: CommandContext) {
+  const identity = await loadIdentity(ctx);
+  const secrets = await loadSecrets(ctx);
+  const api = new ApiClient(identity.serverUrl, { kind: 'robot', robotId: identity.robotId, secretKey: secrets.dsaSecretKey });
+  return { identity, secrets, api, pinned: identity.officerPublicKeys.map((k) => fromBase64(k)) };
+}
+
+export async function robotEnroll(ctx: CommandContext, opts: { bundle: string; name?: string }): Promise<{ robotId: string; fleetId: string; orgId: string }> {
+  if (await exists(join(robotDir(ctx.home), 'identity.json'))) throw new CliError(`${ctx.home} already holds an enrolled robot`, 'already_enrolled');
+  const bundle = decodeEnrollmentBundle({ text: await readFile(opts.bundle, 'utf8') });
+  if (bundle.expiresAt < Date.now()) throw new CliError('the enrollment bundle has expired; ask the officer for a new one', 'bundle_expired');
+  const dsa = generateSigningKeyPair({ algorithm: 'ml-dsa-44' });
+  const kem = generateKemKeyPair();
+  const name = opts.name ?? `${hostname()}-${bytesToHex(dsa.publicKey.subarray(0, 3))}`;
+  const attestation = attestRobotKeys({ attestKey: bundle.attestKey, fleetId: bundle.fleetId, bundleId: bundle.bundleId, dsaPublicKey: dsa.publicKey, kemPublicKey: kem.publicKey });
+  // Seal the keys before the one-time token is spent, so a crash cannot strand an enrolled robot.
+  const sealed = new ByteWriter().header(TYPE_ROBOT_SECRETS, 1).bytes(dsa.secretKey, 8192).bytes(kem.secretKey, 8192).finish();
+  await sealToFile({ path: join(robotDir(ctx.home), 'secrets.sealed'), plaintext: sealed, passphrase: await ctx.passphrase('the robot keys') });
+  const api = new ApiClient(bundle.serverUrl, { kind: 'none' });
+  const res = await api.json<{ robotId: string; fleetId: string; orgId: string }>('POST', '/v1/enroll', {
+    token: bundle.token,
+    name,
+    dsaPublicKey: toBase64(dsa.publicKey),
+    kemPublicKey: toBase64(kem.publicKey),
+    attestation: toBase64(attestation),
+  });
+  const identity: RobotIdentity = {
+    serverUrl: bundle.serverUrl,
+    orgId: res.orgId,
+    fleetId: res.fleetId,
+    robotId: res.robotId,
+    name,
+    bundleId: bundle.bundleId,
+    officerPublicKeys: bundle.officerPublicKeys.map((k) => toBase64(k)),
+    dsaPublicKey: toBase64(dsa.publicKey),
+    kemPublicKey: toBase64(kem.publicKey),
+  };
+  await writeJson(join(robotDir(ctx.home), 'identity.json'), identity);
+  return { robotId: res.robotId, fleetId: res.fleetId, orgId: res.orgId };
+}
+
+async function fetchRound(api: ApiClient, identity: RobotIdentity, pinned: Uint8Array[], roundId?: string): Promise<{ config: RoundConfig; fingerprint: Uint8Array }> {
+  let id = roundId;
+  if (!id) {
+    const open = await api.json<Array<{ roundId: string; createdAt?: number }>>('GET', `/v1/rounds?fleet=${encodeURIComponent(identity.fleetId)}&state=open`);
+    if (open.length === 0) throw new CliError('no open round for this robot\'s fleet', 'no_open_round');
+    id = open[open.length - 1]!.roundId;
+  }
+  const round = await api.json<{ config: string }>('GET', `/v1/rounds/${encodeURIComponent(id)}`);
+  const { record, fingerprint } = openRoundConfig({ bytes: fromBase64(round.config), trustedKeys: pinned });
+  if (record.fleetId !== identity.fleetId || record.orgId !== identity.orgId) throw new IntegrityError('the round config names another fleet or organization');
+  return { config: record, fingerprint };
+}
+
+async function baseAdapter(ctx: CommandContext, base?: string) {
+  const dir = base ?? join(robotDir(ctx.home), 'base');
+  if (!base && !(await exists(dir))) throw new CliError('this robot has no pulled release to use as base: pass --base DIR (the round\'s template adapter)', 'no_base');
+  return loadAdapterDir(dir);
+}
+
+export async function robotStart(ctx: CommandContext, opts: { out: string; base?: string; round?: string }): Promise<{ roundId: string; out: string }> {
+  const { identity, api, pinned } = await robotClient(ctx);
+  const { config } = await fetchRound(api, identity, pinned, opts.round);
+  const start = roundStartAdapter({ config, base: await baseAdapter(ctx, opts.base) });
+  await saveAdapterDir(opts.out, start);
+  return { roundId: config.roundId, out: opts.out };
+}
+
+export async function robotPush(ctx: CommandContext, opts: { adapter: string; base?: string; round?: string }): Promise<Record<string, unknown>> {
+  const { identity, secrets, api, pinned } = await robotClient(ctx);
+  const { config, fingerprint } = await fetchRound(api, identity, pinned, opts.round);
+  const state = await loadState(ctx);
+  if (state.contributed.includes(config.roundId)) throw new CliError(`this robot already contributed to round ${config.roundId}`, 'duplicate_contribution');
+  // The key the robot encrypts to must be the officer-signed record the round names (trust model 2).
+  const keyRes = await api.json<{ record: string }>('GET', `/v1/he-keys/${config.keyVersion}`);
+  const key = openKeyRecord({ bytes: fromBase64(keyRes.record), trustedKeys: pinned });
+  if (!equalBytes(key.fingerprint, config.heKeyFingerprint) || key.record.keyVersion !== config.keyVersion || key.record.orgId !== identity.orgId)
+    throw new IntegrityError('the HE key record the server returned is not the one the round config names');
+  const start = roundStartAdapter({ config, base: await baseAdapter(ctx, opts.base) });
+  const trained = await loadAdapterDir(opts.adapter);
+  const residualPath = join(robotDir(ctx.home), 'residual.f32');
+  const residual = (await exists(residualPath)) ? new Float32Array(new Uint8Array(await readFile(residualPath)).buffer) : null;
+  const delta = computeDelta({ config, start, trained, residual });
+  let epsilonAfter: number | null = null;
+  if (config.dp.mode !== 'off') {
+    const params = roundPrivacyParams({ config });
+    // Hard stop before anything leaves the robot (trust model 6).
+    epsilonAfter = checkBudget({ spentRounds: state.ledger.map((l) => l.params), next: params, budget: config.dp.epsilonBudget, delta: config.dp.delta }).epsilonAfter;
+  }
+  const encryptor = await createEncryptor({ publicKey: key.record.publicKey, paramSetId: key.record.paramSetId });
+  let prepared;
+  try {
+    prepared = encodeContribution({ config, delta, encryptor });
+  } finally {
+    encryptor.destroy();
+  }
+  const t = performance.now();
+  const dsaPublicKey = fromBase64(identity.dsaPublicKey);
+  const pkg = buildUpdatePackage({
+    meta: {
+      roundId: config.roundId,
+      robotId: identity.robotId,
+      fleetId: identity.fleetId,
+      keyVersion: config.keyVersion,
+      roundConfigFingerprint: fingerprint,
+      valueCount: prepared.valueCount,
+      ciphertextCount: prepared.ciphertextCount,
+      createdAt: Date.now(),
+    },
+    ciphertexts: prepared.ciphertexts,
+    secretKey: secrets.dsaSecretKey,
+    publicKey: dsaPublicKey,
+  });
+  const signMs = performance.now() - t;
+  const tu = performance.now();
+  const res = await api.postBinary<{ contributionId: string; count: number }>(`/v1/rounds/${encodeURIComponent(config.roundId)}/contributions`, pkg.bytes);
+  const uploadMs = performance.now() - tu;
+  await writeFileAtomic(residualPath, new Uint8Array(prepared.residual.buffer, prepared.residual.byteOffset, prepared.residual.byteLength));
+  if (epsilonAfter !== null) state.ledger.push({ roundId: config.roundId, params: roundPrivacyParams({ config }), epsilonAfter });
+  state.contributed.push(config.roundId);
+  await writeJson(join(robotDir(ctx.home), 'state.json'), state);
+  return {
+    roundId: config.roundId,
+    contributionId: res.contributionId,
+    contributions: res.count,
+    packageBytes: pkg.bytes.length,
+    valueCount: prepared.valueCount,
+    bytesPerValue: pkg.bytes.length / prepared.valueCount,
+    updateNorm: prepared.norm,
+    clipped: prepared.clipped,
+    epsilonSpent: epsilonAfter,
+    timingsMs: { ...Object.fromEntries(Object.entries(prepared.timings).map(([k, v]) => [k, Math.round(v)])), sign: Math.round(signMs), upload: Math.round(uploadMs) },
+  };
+}
+
+export async function robotPull(ctx: CommandContext, opts: { out: string }): Promise<{ releaseId: string; releaseVersion: number; kind: string; adapterSha256: string; out: string }> {
+  const { identity, secrets, api, pinned } = await robotClient(ctx);
+  const state = await loadState(ctx);
+  const res = await api.json<{ manifest: string; payload: string }>('GET', '/v1/releases/latest');
+  // Verify before using anything: pinned officer signature, our fleet, newer version (trust model 3).
+  const { record } = openReleaseManifest({ bytes: fromBase64(res.manifest), trustedKeys: pinned });
+  if (record.fleetId !== identity.fleetId || record.orgId !== identity.orgId) throw new IntegrityError('the release names another fleet or organization');
+  // Versions only grow: a rollback is a new, officer-signed version that restores older weights, so a
+  // replayed old manifest (release or rollback) is always refused.
+  if (record.releaseVersion <= state.releaseVersion)
+    throw new IntegrityError(`release version ${record.releaseVersion} is not newer than the running version ${state.releaseVersion}`);
+  const payload = fromBase64(res.payload);
+  if (!equalBytes(sha256(payload), record.payloadSha256)) throw new IntegrityError('the release payload is not the one the signed manifest names');
+  const wrap = record.wraps.find((w) => w.robotId === identity.robotId);
+  if (!wrap) throw new CliError(`release ${record.releaseVersion} carries no key for this robot (not in its rollout yet)`, 'not_in_release');
+  const context = releaseContext({ releaseId: record.releaseId, fleetId: record.fleetId });
+  const contentKey = unwrapContentKey({ kemCiphertext: wrap.kemCiphertext, wrappedKey: wrap.wrappedKey, secretKey: secrets.kemSecretKey, context });
+  const files = decodeReleasePayload({ bytes: openPayload({ key: contentKey, sealed: payload, aad: context }) });
+  if (!equalBytes(sha256(files.adapterSafetensors), record.adapterSha256)) throw new IntegrityError('the decrypted adapter does not match the SHA-256 the officer signed');
+  const adapter = loadPeftAdapter({ files: { 'adapter_config.json': files.adapterConfigJson, 'adapter_model.safetensors': files.adapterSafetensors } });
+  await writeFileAtomic(join(opts.out, 'adapter_config.json'), files.adapterConfigJson, 0o644);
+  await writeFileAtomic(join(opts.out, 'adapter_model.safetensors'), files.adapterSafetensors, 0o644);
+  const baseDir = join(robotDir(ctx.home), 'base');
+  await rm(baseDir, { recursive: true, force: true });
+  await saveAdapterDir(baseDir, adapter);
+  await rm(join(robotDir(ctx.home), 'residual.f32'), { force: true }); // a new base starts a new error-feedback history
+  state.releaseVersion = record.releaseVersion;
+  state.releaseAdapterSha256 = bytesToHex(record.adapterSha256);
+  await writeJson(join(robotDir(ctx.home), 'state.json'), state);
+  return { releaseId: record.releaseId, releaseVersion: record.releaseVersion, kind: record.kind, adapterSha256: bytesToHex(record.adapterSha256), out: opts.out };
+}

@@ -1,0 +1,229 @@
+// The `tensorguard` command line: parses arguments (commander), runs one command, prints its result
+// for a person or, with --json, as one JSON document on stdout. Errors exit non-zero with their code.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createContext, CliError, type CommandContext } from './context.ts';
+import { ApiError } from './api.ts';
+import { TensorGuardError } from '../core/errors.ts';
+
+function int(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`${name} expects an integer, got ${v}`);
+    return n;
+  };
+}
+function num(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} expects a number, got ${v}`);
+    return n;
+  };
+}
+function collect(v: string, prev: string[] = []) {
+  return [...prev, v];
+}
+
+function print(ctx: CommandContext, result: unknown): void {
+  if (ctx.json) {
+    process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+    return;
+  }
+  const lines: string[] = [];
+  const walk = (v: unknown, prefix: string) => {
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      for (const [k, x] of Object.entries(v)) walk(x, prefix ? `${prefix}.${k}` : k);
+    } else if (Array.isArray(v) && v.some((x) => x && typeof x === 'object')) {
+      v.forEach((x, i) => walk(x, `${prefix}[${i}]`));
+    } else {
+      lines.push(`${prefix}: ${Array.isArray(v) ? v.join(', ') : String(v)}`);
+    }
+  };
+  walk(result, '');
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+export function buildProgram(): Command {
+  const program = new Command('tensorguard')
+    .description('Federated LoRA for robot fleets: homomorphically encrypted updates, post-quantum signed releases')
+    .option('--home <dir>', 'key and config directory (default $TG_HOME or ~/.tensorguard)')
+    .option('--json', 'machine-readable JSON output')
+    .configureHelp({ showGlobalOptions: true })
+    .showHelpAfterError();
+
+  const run = <T extends object>(fn: (ctx: CommandContext, opts: T) => Promise<unknown>) =>
+    async function (this: Command) {
+      const all = this.optsWithGlobals() as T & { home?: string; json?: boolean };
+      const ctx = createContext({ home: all.home, json: all.json });
+      print(ctx, await fn(ctx, all));
+    };
+
+  program
+    .command('server')
+    .description('run the sync server (API and PWA) on one port')
+    .option('--port <n>', 'port (default $PORT or 8787)', int('--port'))
+    .option('--host <host>', 'listen address (default $HOST or 0.0.0.0)')
+    .option('--data-dir <dir>', 'data directory (default $DATA_DIR or ./data)')
+    .action(async function (this: Command) {
+      const o = this.optsWithGlobals() as { port?: number; host?: string; dataDir?: string; json?: boolean };
+      const { runServerCommand } = await import('./commands/server.ts');
+      await runServerCommand({ port: o.port, host: o.host, dataDir: o.dataDir, json: !!o.json });
+    });
+
+  const admin = program.command('admin').description('organization administration');
+  admin
+    .command('bootstrap')
+    .description('create the organization and its first admin (works only while the server has no user)')
+    .requiredOption('--server <url>', 'server URL')
+    .requiredOption('--org <name>', 'organization name')
+    .requiredOption('--user <name>', 'first admin user name (also an officer)')
+    .action(run(async (ctx, o: { server: string; org: string; user: string }) => (await import('./commands/session.ts')).adminBootstrap(ctx, o)));
+
+  program
+    .command('login')
+    .description('sign in and keep the session in the home directory')
+    .requiredOption('--server <url>', 'server URL')
+    .requiredOption('--user <name>', 'user name')
+    .action(run(async (ctx, o: { server: string; user: string }) => (await import('./commands/session.ts')).login(ctx, o)));
+
+  const user = program.command('user').description('users of the organization');
+  user
+    .command('add')
+    .description('add a user (password from TG_PASSWORD or a prompt)')
+    .requiredOption('--user <name>', 'user name')
+    .addOption(new Option('--role <role>', 'role (repeatable)').choices(['admin', 'officer', 'operator', 'auditor']).argParser(collect as never).makeOptionMandatory())
+    .action(run(async (ctx, o: { user: string; role: string[] }) => (await import('./commands/session.ts')).userAdd(ctx, o)));
+
+  const fleet = program.command('fleet').description('robot fleets');
+  fleet
+    .command('create')
+    .description('create a fleet (prints its id)')
+    .requiredOption('--name <name>', 'fleet name')
+    .option('--max-update-bytes <n>', 'operating envelope: largest encrypted update in bytes (default 5 MB)', int('--max-update-bytes'))
+    .option('--max-params <n>', 'operating envelope: most trainable parameters (default 10 M)', int('--max-params'))
+    .option('--dp-epsilon-budget <e>', 'fleet-wide DP epsilon budget', num('--dp-epsilon-budget'))
+    .action(run(async (ctx, o: { name: string; maxUpdateBytes?: number; maxParams?: number; dpEpsilonBudget?: number }) => (await import('./commands/session.ts')).fleetCreate(ctx, o)));
+
+  const officer = program.command('officer').description('the security officer: keys, rounds, review, release');
+  officer
+    .command('init')
+    .description('generate the officer signing key and an HE key pair; register the signed HE key record (run again to rotate)')
+    .action(run(async (ctx) => (await import('./commands/officer.ts')).officerInit(ctx)));
+  officer
+    .command('enroll-bundle')
+    .description('write an enrollment bundle for one robot (server URL, fleet, one-time token, pinned officer keys)')
+    .requiredOption('--fleet <id>', 'fleet id')
+    .requiredOption('--out <file>', 'bundle file to write (mode 0600)')
+    .action(run(async (ctx, o: { fleet: string; out: string }) => (await import('./commands/officer.ts')).officerEnrollBundle(ctx, o)));
+  const round = officer.command('round').description('open and close rounds');
+  round
+    .command('open')
+    .description('open a round (prints the round id)')
+    .requiredOption('--fleet <id>', 'fleet id')
+    .requiredOption('--template <dir>', 'the round\'s base PEFT adapter (its values never leave this machine)')
+    .requiredOption('--quorum <k>', 'distinct robots required', int('--quorum'))
+    .option('--max-contributors <n>', 'most contributions the packing must hold (2..1024, default 64)', int('--max-contributors'))
+    .option('--freeze-a', 'FFA-LoRA: freeze lora_A (seeded), robots send lora_B only')
+    .addOption(new Option('--dp-mode <mode>', 'differential privacy').choices(['off', 'local', 'distributed']).default('off'))
+    .option('--clip <c>', 'L2 clip of the whole update', num('--clip'))
+    .option('--noise-multiplier <z>', 'noise standard deviation / clip', num('--noise-multiplier'))
+    .option('--delta <d>', 'DP delta', num('--delta'))
+    .option('--epsilon-budget <e>', 'per-robot epsilon budget', num('--epsilon-budget'))
+    .option('--sparsity <f>', 'fraction of values sent (shared mask, error feedback)', num('--sparsity'))
+    .option('--field-bits <b>', 'bits per quantized value', int('--field-bits'))
+    .option('--range <r>', 'largest absolute value a robot sends (sets the quantization scale)', num('--range'))
+    .option('--deadline <iso>', 'deadline (ISO 8601)')
+    .action(run(async (ctx, o: Record<string, unknown>) => (await import('./commands/officer.ts')).officerRoundOpen(ctx, o as never)));
+  round
+    .command('close')
+    .description('close a round and finalize its aggregate (needs the quorum)')
+    .requiredOption('--round <id>', 'round id')
+    .action(run(async (ctx, o: { round: string }) => (await import('./commands/officer.ts')).officerRoundClose(ctx, o)));
+  officer
+    .command('review')
+    .description('verify the contribution manifest, re-add and decrypt the aggregate, write the candidate adapter and report.json')
+    .requiredOption('--round <id>', 'round id')
+    .requiredOption('--out <dir>', 'output directory')
+    .action(run(async (ctx, o: { round: string; out: string }) => (await import('./commands/officer.ts')).officerReview(ctx, o)));
+  officer
+    .command('release')
+    .description('sign and publish the reviewed candidate, its key wrapped for each enrolled robot')
+    .requiredOption('--round <id>', 'round id')
+    .option('--canary <fraction>', 'canary fraction recorded in the release', num('--canary'))
+    .action(run(async (ctx, o: { round: string; canary?: number }) => (await import('./commands/officer.ts')).officerRelease(ctx, o)));
+
+  const robot = program.command('robot').description('a robot of the fleet');
+  robot
+    .command('enroll')
+    .description('enroll with a bundle from the officer')
+    .requiredOption('--bundle <file>', 'enrollment bundle')
+    .option('--name <name>', 'robot name')
+    .action(run(async (ctx, o: { bundle: string; name?: string }) => (await import('./commands/robot.ts')).robotEnroll(ctx, o)));
+  robot
+    .command('start')
+    .description('write the open round\'s start adapter (with the frozen lora_A for FFA-LoRA rounds)')
+    .requiredOption('--out <dir>', 'output directory')
+    .option('--base <dir>', 'base adapter (default: the last pulled release)')
+    .option('--round <id>', 'round id (default: the newest open round)')
+    .action(run(async (ctx, o: { out: string; base?: string; round?: string }) => (await import('./commands/robot.ts')).robotStart(ctx, o)));
+  robot
+    .command('push')
+    .description('send the encrypted update (adapter - base) to the open round')
+    .requiredOption('--adapter <dir>', 'trained PEFT adapter')
+    .option('--base <dir>', 'base adapter (default: the last pulled release)')
+    .option('--round <id>', 'round id (default: the newest open round)')
+    .action(run(async (ctx, o: { adapter: string; base?: string; round?: string }) => (await import('./commands/robot.ts')).robotPush(ctx, o)));
+  robot
+    .command('pull')
+    .description('fetch, verify and decrypt the latest release; it becomes the base for the next round')
+    .requiredOption('--out <dir>', 'output directory')
+    .action(run(async (ctx, o: { out: string }) => (await import('./commands/robot.ts')).robotPull(ctx, o)));
+
+  const dp = program.command('dp').description('differential privacy tools');
+  dp.command('epsilon')
+    .description('epsilon of the Poisson-subsampled Gaussian mechanism (RDP accountant)')
+    .requiredOption('--noise-multiplier <z>', 'noise multiplier', num('--noise-multiplier'))
+    .requiredOption('--sample-rate <q>', 'sampling rate', num('--sample-rate'))
+    .requiredOption('--steps <t>', 'steps', int('--steps'))
+    .requiredOption('--delta <d>', 'delta', num('--delta'))
+    .action(
+      run(async (_ctx, o: { noiseMultiplier: number; sampleRate: number; steps: number; delta: number }) => {
+        const { gaussianEpsilon } = await import('../core/dp/accountant.ts');
+        return gaussianEpsilon({ noiseMultiplier: o.noiseMultiplier, sampleRate: o.sampleRate, steps: o.steps, delta: o.delta });
+      }),
+    );
+
+  program
+    .command('demo')
+    .description('run complete rounds against a real server on a loopback port with N robot homes')
+    .option('--robots <n>', 'robots', int('--robots'), 3)
+    .option('--params <p>', 'trainable parameters per adapter (approximate)', int('--params'), 100_000)
+    .option('--rounds <r>', 'rounds', int('--rounds'), 1)
+    .addOption(new Option('--dp-mode <mode>', 'differential privacy').choices(['off', 'local', 'distributed']).default('off'))
+    .option('--freeze-a', 'FFA-LoRA rounds')
+    .option('--sparsity <f>', 'fraction of values sent', num('--sparsity'))
+    .option('--field-bits <b>', 'bits per quantized value', int('--field-bits'))
+    .option('--keep <dir>', 'keep the data directory and homes here instead of a temporary directory')
+    .action(run(async (ctx, o: Record<string, unknown>) => (await import('./commands/demo.ts')).runDemo(ctx, o as never)));
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    const json = argv.includes('--json');
+    const code =
+      err instanceof CliError || err instanceof ApiError || err instanceof TensorGuardError
+        ? (err as { code: string }).code
+        : err instanceof RangeError || err instanceof TypeError
+          ? 'invalid_argument'
+          : 'error';
+    const message = err instanceof Error ? err.message : String(err);
+    if (json) process.stdout.write(JSON.stringify({ error: { code, message } }) + '\n');
+    else process.stderr.write(`tensorguard: ${message}${code !== 'error' ? ` [${code}]` : ''}\n`);
+    if (process.env.TG_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = err instanceof CliError ? err.exitCode : 1;
+  }
+}
