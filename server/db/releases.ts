@@ -1,0 +1,130 @@
+// Releases: officer-signed release manifests and their encrypted payloads (payload bytes in the blob store).
+import { and, desc, eq } from 'drizzle-orm';
+import { releases } from './schema.ts';
+import { isUniqueViolation, toBuffer, toBytes, type Executor } from './common.ts';
+import type { Database } from './client.ts';
+import { appendAudit, type AuditActor } from './audit.ts';
+import { httpError } from '../http/errors.ts';
+
+export interface ReleaseView {
+  releaseId: string;
+  fleetId: string;
+  roundPk: string;
+  releaseVersion: number;
+  kind: string;
+  manifest: Uint8Array;
+  fingerprint: Uint8Array;
+  payloadSha256: string;
+  createdAt: number;
+}
+
+function releaseView(r: typeof releases.$inferSelect): ReleaseView {
+  return {
+    releaseId: r.releaseId,
+    fleetId: r.fleetId,
+    roundPk: r.roundPk,
+    releaseVersion: r.releaseVersion,
+    kind: r.kind,
+    manifest: toBytes(r.manifest),
+    fingerprint: toBytes(r.fingerprint),
+    payloadSha256: r.payloadSha256,
+    createdAt: r.createdAt,
+  };
+}
+
+export async function latestRelease(options: { db: Executor; orgId: string; fleetId: string }): Promise<ReleaseView | null> {
+  const row = await options.db
+    .select()
+    .from(releases)
+    .where(and(eq(releases.orgId, options.orgId), eq(releases.fleetId, options.fleetId)))
+    .orderBy(desc(releases.releaseVersion))
+    .limit(1)
+    .get();
+  return row ? releaseView(row) : null;
+}
+
+/** Stores release version N of a fleet only when the fleet's latest is N-1 (409 otherwise). */
+export async function createRelease(options: {
+  db: Database;
+  orgId: string;
+  actor: AuditActor;
+  pk: string;
+  releaseId: string;
+  fleetId: string;
+  roundPk: string;
+  roundId: string;
+  releaseVersion: number;
+  kind: string;
+  manifest: Uint8Array;
+  fingerprint: Uint8Array;
+  payloadSha256: string;
+  now: number;
+}): Promise<ReleaseView> {
+  const { db, now } = options;
+  const conflict = (latest: number) =>
+    httpError({
+      status: 409,
+      code: 'release_version_conflict',
+      message: `release version must be ${latest + 1}, got ${options.releaseVersion}`,
+      details: { expected: latest + 1, got: options.releaseVersion },
+    });
+  const row = {
+    id: options.pk,
+    orgId: options.orgId,
+    releaseId: options.releaseId,
+    fleetId: options.fleetId,
+    roundPk: options.roundPk,
+    releaseVersion: options.releaseVersion,
+    kind: options.kind,
+    manifest: toBuffer(options.manifest),
+    fingerprint: toBuffer(options.fingerprint),
+    payloadSha256: options.payloadSha256,
+    createdBy: options.actor.id,
+    createdAt: now,
+  };
+  try {
+    await db.transaction(async (tx) => {
+      const latest = (await latestRelease({ db: tx, orgId: options.orgId, fleetId: options.fleetId }))?.releaseVersion ?? 0;
+      if (options.releaseVersion !== latest + 1) throw conflict(latest);
+      await tx.insert(releases).values(row).run();
+      await appendAudit({
+        db: tx,
+        orgId: options.orgId,
+        actor: options.actor,
+        action: options.kind === 'rollback' ? 'release.rollback' : 'release.publish',
+        target: options.releaseId,
+        details: {
+          fleetId: options.fleetId,
+          roundId: options.roundId,
+          releaseVersion: options.releaseVersion,
+          fingerprint: Buffer.from(options.fingerprint).toString('hex'),
+          payloadSha256: options.payloadSha256,
+        },
+        now,
+      });
+    });
+  } catch (error) {
+    if (isUniqueViolation(error)) throw httpError({ status: 409, code: 'release_exists', message: `release ${JSON.stringify(options.releaseId)} or version ${options.releaseVersion} already exists` });
+    throw error;
+  }
+  return releaseView(row);
+}
+
+export async function getRelease(options: { db: Executor; orgId: string; releaseId: string }): Promise<ReleaseView | null> {
+  const row = await options.db
+    .select()
+    .from(releases)
+    .where(and(eq(releases.orgId, options.orgId), eq(releases.releaseId, options.releaseId)))
+    .get();
+  return row ? releaseView(row) : null;
+}
+
+export async function listReleases(options: { db: Executor; orgId: string; fleetId: string }): Promise<ReleaseView[]> {
+  const rows = await options.db
+    .select()
+    .from(releases)
+    .where(and(eq(releases.orgId, options.orgId), eq(releases.fleetId, options.fleetId)))
+    .orderBy(desc(releases.releaseVersion))
+    .all();
+  return rows.map(releaseView);
+}

@@ -1,0 +1,158 @@
+// Contributions: POST /rounds/:id/contributions (robot-signed update package, application/octet-stream)
+// and GET /rounds/:id/contributions/:cid/package (the stored package, so the officer can recompute the sum).
+//
+// Checks in order, each with its status: package parse 400 / signature with the robot's registered key
+// 401 / package robot = signing robot 401 / robot in the round's fleet 403 `wrong_fleet` / round open 409
+// `round_closed` / package fields match the round 400 `integrity` / envelope 413 or 422 / first
+// contribution of this robot 409 `duplicate_contribution` / room under maxContributors 409 `round_full`
+// / the robot's DP budget 403 / ciphertexts valid and summable 400. Then the package and the new
+// aggregate are written durably to the blob store, and one transaction records the contribution, the DP
+// ledger row, the round's new aggregate and the audit row — only then the 201. Contributions to one round
+// are serialized by a per-round lock, so no add is lost.
+import { Hono, type Context } from 'hono';
+import { IntegrityError, NotFoundError, SignatureInvalidError } from '../../core/errors.ts';
+import { equalBytes } from '../../core/bytes.ts';
+import { DEFAULT_ENVELOPE, checkUpdateAgainstEnvelope } from '../../core/envelope.ts';
+import { openUpdatePackage } from '../../core/records/update-package.ts';
+import { sumCiphertextBlocks } from '../../core/he/aggregate.ts';
+import { getParamSet } from '../../core/he/params.ts';
+import { checkBudget } from '../../core/dp/round-privacy.ts';
+import { ROBOT_HEADERS } from '../../core/records/request-signature.ts';
+import { getFleet } from '../db/fleets.ts';
+import { getHeKey } from '../db/he-keys.ts';
+import { getRobotById } from '../db/robots.ts';
+import { getContribution, getRound, hasContribution, recordContribution, robotPrivacyHistory } from '../db/rounds.ts';
+import { newId } from '../auth/tokens.ts';
+import { requireAuth, robotOf } from '../http/auth.ts';
+import { KiB, idParam, limitBodyDynamic } from '../http/body.ts';
+import { httpError } from '../http/errors.ts';
+import type { AppDeps, AppEnv } from '../http/context.ts';
+import { loadRound, settleIfDue } from './rounds.ts';
+
+/** Bytes of an update package around its ciphertexts: signed metadata (<= 4 KiB), key, signature, framing. */
+export const PACKAGE_OVERHEAD_BYTES = 16 * KiB;
+
+/**
+ * The body limit of a contribution: the envelope's updateBytes.max of the round's fleet plus the
+ * package overhead. The round is looked up through the (not yet verified) robot header only to size
+ * the limit; authentication follows. Unknown robot or round: the default envelope's limit.
+ */
+async function contributionLimit(deps: AppDeps, c: Context): Promise<number> {
+  const fallback = DEFAULT_ENVELOPE.updateBytes.max + PACKAGE_OVERHEAD_BYTES;
+  const robotId = c.req.header(ROBOT_HEADERS.robot);
+  const roundId = idParam.safeParse(c.req.param('id'));
+  if (!robotId || robotId.length > 64 || !roundId.success) return fallback;
+  const robot = await getRobotById({ db: deps.db, robotId });
+  if (!robot) return fallback;
+  const round = await getRound({ db: deps.db, orgId: robot.orgId, roundId: roundId.data });
+  if (!round) return fallback;
+  const fleet = await getFleet({ db: deps.db, orgId: robot.orgId, fleetId: round.fleetId });
+  return (fleet?.envelope.updateBytes.max ?? DEFAULT_ENVELOPE.updateBytes.max) + PACKAGE_OVERHEAD_BYTES;
+}
+
+export function createContributionRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
+  const { deps } = options;
+  const routes = new Hono<AppEnv>();
+
+  routes.post(
+    '/rounds/:id/contributions',
+    limitBodyDynamic({ maxSize: (c) => contributionLimit(deps, c) }),
+    requireAuth({ deps, robot: true }),
+    async (c) => {
+      const robot = robotOf(c);
+      const contentType = c.req.header('content-type');
+      if (contentType !== undefined && !/^application\/octet-stream\b/i.test(contentType))
+        throw httpError({ status: 415, code: 'unsupported_media_type', message: 'an update package is sent as application/octet-stream' });
+      const bytes = c.get('rawBody');
+      const opened = openUpdatePackage({ bytes, robotPublicKey: robot.robot.dsaPublicKey });
+      const pkg = opened.package;
+      if (pkg.robotId !== robot.robotId) throw new SignatureInvalidError('update package names another robot than the one that signed the request');
+
+      const roundId = idParam.parse(c.req.param('id'));
+      const found = await getRound({ db: deps.db, orgId: robot.orgId, roundId });
+      if (!found) throw new NotFoundError('round not found');
+      if (found.fleetId !== robot.fleetId) throw httpError({ status: 403, code: 'wrong_fleet', message: 'the robot is not enrolled in the fleet of this round' });
+
+      const result = await deps.roundLocks.run({
+        key: found.pk,
+        task: async () => {
+          const now = deps.now();
+          const round = await settleIfDue({ deps, round: (await getRound({ db: deps.db, orgId: robot.orgId, roundId }))!, locked: true });
+          if (round.state !== 'open') throw httpError({ status: 409, code: 'round_closed', message: `the round is ${round.state}` });
+
+          const mismatch: string[] = [];
+          if (pkg.roundId !== round.roundId) mismatch.push('roundId');
+          if (pkg.fleetId !== round.fleetId) mismatch.push('fleetId');
+          if (pkg.keyVersion !== round.keyVersion) mismatch.push('keyVersion');
+          if (!equalBytes(pkg.roundConfigFingerprint, round.configFingerprint)) mismatch.push('roundConfigFingerprint');
+          if (pkg.valueCount !== round.valueCount) mismatch.push('valueCount');
+          if (pkg.ciphertextCount !== round.ciphertextCount) mismatch.push('ciphertextCount');
+          if (mismatch.length > 0)
+            throw new IntegrityError(`update package does not match the round: ${mismatch.join(', ')}`, { fields: mismatch.join(',') });
+
+          const fleet = await getFleet({ db: deps.db, orgId: robot.orgId, fleetId: round.fleetId });
+          checkUpdateAgainstEnvelope({ envelope: fleet!.envelope, updateBytes: opened.ciphertexts.length });
+
+          if (await hasContribution({ db: deps.db, roundPk: round.pk, robotId: robot.robotId }))
+            throw httpError({ status: 409, code: 'duplicate_contribution', message: 'this robot already contributed to the round' });
+          if (round.contributionCount >= round.maxContributors)
+            throw httpError({ status: 409, code: 'round_full', message: `the round already has its maximum of ${round.maxContributors} contributions` });
+
+          let epsilonAfter: number | null = null;
+          if (round.privacy.mode !== 'off') {
+            const spent = (await robotPrivacyHistory({ db: deps.db, orgId: robot.orgId, robotId: robot.robotId })).filter((p) => p.mode !== 'off');
+            epsilonAfter = checkBudget({ spentRounds: spent, next: round.privacy, budget: round.privacy.epsilonBudget, delta: round.privacy.delta }).epsilonAfter;
+          }
+
+          const key = await getHeKey({ db: deps.db, orgId: robot.orgId, version: round.keyVersion });
+          if (!key) throw new Error(`HE key version ${round.keyVersion} of round ${round.roundId} is missing`);
+          const paramSet = getParamSet({ id: key.paramSetId });
+          if (opened.ciphertexts.length !== round.ciphertextCount * paramSet.ciphertextBytes)
+            throw new IntegrityError(
+              `update package carries ${opened.ciphertexts.length} ciphertext bytes; the round needs ${round.ciphertextCount} x ${paramSet.ciphertextBytes}`,
+            );
+          let accumulator: Uint8Array | null = null;
+          if (round.aggregateSha256 !== null) {
+            accumulator = await deps.blobs.get(round.aggregateSha256);
+            if (!accumulator) throw new Error(`aggregate blob ${round.aggregateSha256} of round ${round.roundId} is missing`);
+          }
+          const sum = sumCiphertextBlocks({ accumulator, addend: opened.ciphertexts, parmsId: key.parmsId, paramSet });
+
+          // Durable before the database names them (the blob store fsyncs before put() resolves).
+          const packageSha256 = await deps.blobs.put(bytes);
+          const aggregateSha256 = await deps.blobs.put(sum);
+          const contributionId = newId({ prefix: 'ctb' });
+          const { count } = await recordContribution({
+            db: deps.db,
+            round,
+            robotId: robot.robotId,
+            contributionId,
+            ledgerId: newId({ prefix: 'dpl' }),
+            packageSha256,
+            packageBytes: bytes.length,
+            packageFingerprint: opened.fingerprint,
+            packageSignature: opened.signature,
+            ciphertextSha256: pkg.ciphertextSha256,
+            aggregateSha256,
+            epsilonAfter,
+            now,
+          });
+          return { contributionId, count, epsilonAfter };
+        },
+      });
+      return c.json(result, 201);
+    },
+  );
+
+  routes.get('/rounds/:id/contributions/:cid/package', requireAuth({ deps, person: { roles: ['officer'] } }), async (c) => {
+    const round = await loadRound({ deps, c });
+    const contributionId = idParam.parse(c.req.param('cid'));
+    const contribution = await getContribution({ db: deps.db, orgId: round.orgId, roundPk: round.pk, contributionId });
+    if (!contribution) throw new NotFoundError('contribution not found');
+    const bytes = await deps.blobs.get(contribution.packageSha256);
+    if (!bytes) throw new Error(`package blob ${contribution.packageSha256} is missing`);
+    return c.body(bytes as Uint8Array<ArrayBuffer>, 200, { 'content-type': 'application/octet-stream', 'x-tg-sha256': contribution.packageSha256 });
+  });
+
+  return routes;
+}
