@@ -121,7 +121,7 @@ export function buildProgram(): Command {
     .requiredOption('--fleet <id>', 'fleet id')
     .requiredOption('--template <dir>', 'the round\'s base PEFT adapter (its values never leave this machine)')
     .requiredOption('--quorum <k>', 'distinct robots required', int('--quorum'))
-    .option('--max-contributors <n>', 'most contributions the packing must hold (2..1024, default 64)', int('--max-contributors'))
+    .option('--max-contributors <n>', 'most contributions the packing must hold (2..1024, default: robots enrolled in the fleet)', int('--max-contributors'))
     .option('--freeze-a', 'FFA-LoRA: freeze lora_A (seeded), robots send lora_B only')
     .addOption(new Option('--dp-mode <mode>', 'differential privacy').choices(['off', 'local', 'distributed']).default('off'))
     .option('--clip <c>', 'L2 clip of the whole update', num('--clip'))

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createContext, type CommandContext } from '../context.ts';
 import { startServer } from '../../server/main.ts';
+import { silentLogger } from '../../server/logger.ts';
 import { adminBootstrap, fleetCreate } from './session.ts';
 import { officerInit, officerEnrollBundle, officerRoundOpen, officerRoundClose, officerReview, officerRelease } from './officer.ts';
 import { robotEnroll, robotPush, robotPull, robotStart } from './robot.ts';
@@ -47,7 +48,7 @@ export async function runDemo(ctx: CommandContext, opts: DemoOptions): Promise<R
       stages[name] = Math.round((stages[name] ?? 0) + performance.now() - t);
     }
   };
-  const server = await time('server_start', () => startServer({ port: 0, host: '127.0.0.1', dataDir: join(root, 'server-data') }));
+  const server = await time('server_start', () => startServer({ port: 0, host: '127.0.0.1', dataDir: join(root, 'server-data'), logger: silentLogger }));
   ctx.log(`server on ${server.url}, data in ${root}`);
   try {
     const officer = sub(join(root, 'officer'));

@@ -147,7 +147,9 @@ export async function officerRoundOpen(ctx: CommandContext, opts: RoundOpenOptio
   };
   const tensors = adapterSchema({ adapter: template });
   const maskSeed = randomBytes(32);
-  const maxContributors = opts.maxContributors ?? 64;
+  // Default: room for every robot enrolled in the fleet now (the packing's headroom grows with log2 of it).
+  const enrolled = opts.maxContributors === undefined ? (await api.json<unknown[]>('GET', `/v1/robots?fleet=${encodeURIComponent(opts.fleet)}`)).length : 0;
+  const maxContributors = opts.maxContributors ?? Math.min(1024, Math.max(2, opts.quorum, enrolled));
   if (opts.quorum > maxContributors) throw new CliError(`--quorum ${opts.quorum} exceeds --max-contributors ${maxContributors}`, 'bad_option');
   const plan = planRound({ tensors, freezeA: !!opts.freezeA, maskSeed, sparsity: opts.sparsity ?? 1, maxContributors, fieldBits: opts.fieldBits, range: opts.range, dp });
   const deadline = opts.deadline ? Date.parse(opts.deadline) : 0;

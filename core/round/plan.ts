@@ -7,7 +7,9 @@
 // R defaults to 1 with DP off (LoRA deltas are far below 1) and to C * (1 + 4z) with DP on (a clipped
 // coordinate is at most C; Gaussian noise of z*C stays within 4 sigma with probability 1 - 6e-5).
 import type { DpMode, QuantEncoding } from '../records/round-config.ts';
-import { ciphertextCount, packingLayout, type PackingLayout } from '../he/params.ts';
+import { ciphertextCount, getParamSet, packingLayout, PARAM_SET_ID, type PackingLayout } from '../he/params.ts';
+
+const SLOT_BITS = getParamSet({ id: PARAM_SET_ID }).slotCapacityBits;
 import { sparsificationMask, trainableLength } from './mask.ts';
 import { expectFinite, expectInteger } from '../errors.ts';
 
@@ -33,14 +35,23 @@ export interface RoundPlan {
   range: number;
 }
 
-export function defaultFieldBits(options: { mode: DpMode }): number {
-  return options.mode === 'distributed' ? 24 : 16;
+/**
+ * Bits per field when the officer does not choose: two fields per slot (8 B per value) when that still
+ * leaves at least 12 bits per contribution, otherwise one field per slot with every bit the slot can
+ * carry (16 B per value, the finest quantum). The modular encoding (distributed DP) needs room for the
+ * whole noisy sum, so it always takes the one-field layout.
+ */
+export function defaultFieldBits(options: { mode: DpMode; maxContributors: number }): number {
+  const headroom = Math.ceil(Math.log2(options.maxContributors));
+  const twoPerSlot = Math.floor(SLOT_BITS / 2) - headroom;
+  if (options.mode !== 'distributed' && twoPerSlot >= 12) return twoPerSlot;
+  return Math.min(32, SLOT_BITS - headroom);
 }
 
 export function planRound(options: RoundPlanInput): RoundPlan {
   const encoding: QuantEncoding = options.dp.mode === 'distributed' ? 'modular' : 'offset';
-  const fieldBits = expectInteger('fieldBits', options.fieldBits ?? defaultFieldBits({ mode: options.dp.mode }), 2, 32);
   const maxContributors = expectInteger('maxContributors', options.maxContributors, 2, 1024);
+  const fieldBits = expectInteger('fieldBits', options.fieldBits ?? defaultFieldBits({ mode: options.dp.mode, maxContributors }), 2, 32);
   const range = expectFinite(
     'range',
     options.range ?? (options.dp.mode === 'off' ? 1 : options.dp.clip * (1 + 4 * options.dp.noiseMultiplier)),
