@@ -59,7 +59,7 @@ export function buildProgram(): Command {
 
   program
     .command('server')
-    .description('run the sync server (API and PWA) on one port')
+    .description('run the sync server (the HTTP API under /v1, /healthz, /readyz) on one port')
     .option('--port <n>', 'port (default $PORT or 8787)', int('--port'))
     .option('--host <host>', 'listen address (default $HOST or 0.0.0.0)')
     .option('--data-dir <dir>', 'data directory (default $DATA_DIR or ./data)')

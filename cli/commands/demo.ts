@@ -58,14 +58,18 @@ export async function runDemo(ctx: CommandContext, opts: DemoOptions): Promise<R
     const fleet = await fleetCreate(officer, { name: 'demo-fleet', maxUpdateBytes: Math.max(5_000_000, estimate), maxParams: Math.max(10_000_000, opts.params * 2) });
     const keys = await time('officer_keygen', () => officerInit(officer));
     const robots: CommandContext[] = [];
+    ctx.log(`officer keys ready (HE key version ${keys.keyVersion}); enrolling ${opts.robots} robots`);
     await time('enroll', async () => {
+      const bar = ctx.progress('Enrolling robots', opts.robots);
       for (let i = 0; i < opts.robots; i++) {
         const robot = sub(join(root, `robot-${i}`));
         const bundle = join(root, `bundle-${i}.json`);
         await officerEnrollBundle(officer, { fleet: fleet.id, out: bundle });
         await robotEnroll(robot, { bundle, name: `robot-${i}` });
         robots.push(robot);
+        bar.update(i + 1);
       }
+      bar.stop();
     });
     let templateDir = join(root, 'template');
     await saveAdapterDir(templateDir, base);
@@ -81,6 +85,8 @@ export async function runDemo(ctx: CommandContext, opts: DemoOptions): Promise<R
       const names = trainableTensorNames({ tensors: config.tensors, freezeA: config.freezeA });
       let sum: Float64Array | null = null;
       const pushTimings: Record<string, number> = {};
+      ctx.log(`round ${r + 1}/${opts.rounds} open: ${opened.valueCount} values in ${opened.ciphertextCount} ciphertexts per robot`);
+      const pushBar = ctx.progress(`Round ${r + 1}: robots pushing`, robots.length);
       for (const [i, robot] of robots.entries()) {
         const startDir = join(roundDir, `start-${i}`);
         await robotStart(robot, { out: startDir, base: r === 0 ? templateDir : undefined, round: opened.roundId });
@@ -96,7 +102,10 @@ export async function runDemo(ctx: CommandContext, opts: DemoOptions): Promise<R
         wireBytes += pushed.packageBytes as number;
         trainable = sum.length;
         for (const [k, v] of Object.entries(pushed.timingsMs as Record<string, number>)) pushTimings[k] = (pushTimings[k] ?? 0) + v;
+        pushBar.update(i + 1);
       }
+      pushBar.stop();
+      ctx.log(`round ${r + 1}: closed; the officer verifies, re-adds and decrypts`);
       await time('round_close', () => officerRoundClose(officer, { round: opened.roundId }));
       const reviewDir = join(roundDir, 'review');
       const report = await time('officer_review', () => officerReview(officer, { round: opened.roundId, out: reviewDir }));
@@ -116,6 +125,7 @@ export async function runDemo(ctx: CommandContext, opts: DemoOptions): Promise<R
       await time('robot_pull', async () => {
         for (const [i, robot] of robots.entries()) await robotPull(robot, { out: join(roundDir, `pulled-${i}`) });
       });
+      ctx.log(`round ${r + 1}: release ${release.releaseVersion} signed, verified and applied by ${robots.length} robots; max error ${maxAbsError.toExponential(2)}`);
       templateDir = reviewDir;
       rounds.push({
         roundId: opened.roundId,

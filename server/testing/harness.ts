@@ -3,6 +3,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import type { Hono } from 'hono';
 import { createApp } from '../app.ts';
 import { closeDatabase, openDatabase, type Database } from '../db/client.ts';
@@ -163,7 +164,7 @@ export async function enrollRobot(options: { server: TestServer; token: string; 
     path: '/v1/enroll',
     body: {
       token: t.body.token,
-      name: options.name ?? `robot-${Math.random().toString(36).slice(2, 8)}`,
+      name: options.name ?? `robot-${randomUUID().slice(0, 8)}`,
       dsaPublicKey: toBase64(keys.publicKey),
       kemPublicKey: toBase64(kem.publicKey),
       attestation: toBase64(randomBytes(32)),
@@ -200,7 +201,7 @@ export function makeRoundConfig(options: {
 }): { config: RoundConfig; bytes: Uint8Array } {
   const dp = options.dp ?? { mode: 'off', clip: 1, noiseMultiplier: 1, delta: 1e-5, epsilonBudget: 10 };
   const config: RoundConfig = {
-    roundId: options.roundId ?? `round-${Math.random().toString(36).slice(2, 8)}`,
+    roundId: options.roundId ?? `round-${randomUUID()}`,
     orgId: options.orgId,
     fleetId: options.fleetId,
     createdAt: options.now,
