@@ -1,0 +1,38 @@
+// The UI thread's handles to the two workers (STYLE.md principle 5): Comlink proxies typed by the
+// workers' APIs. Secrets never cross this boundary; what comes back is public material, signed bytes,
+// reports and key-store handles. Buffers sent to a worker are moved (workers/transfer.ts).
+import * as Comlink from 'comlink';
+import { registerTransferHandlers } from '../../workers/transfer.ts';
+import type { HeWorkerApi } from '../../workers/he/api.ts';
+import type { SigningWorkerApi } from '../../workers/signing/api.ts';
+
+export { moving, WorkerError, type ProgressCallback } from '../../workers/transfer.ts';
+
+let he: Comlink.Remote<HeWorkerApi> | null = null;
+let signer: Comlink.Remote<SigningWorkerApi> | null = null;
+
+export function heWorker(): Comlink.Remote<HeWorkerApi> {
+  if (!he) {
+    registerTransferHandlers();
+    const worker = new Worker(new URL('../../workers/he/he-worker.ts', import.meta.url), { type: 'module', name: 'tensorguard-he' });
+    he = Comlink.wrap<HeWorkerApi>(worker);
+  }
+  return he;
+}
+
+export function signingWorker(): Comlink.Remote<SigningWorkerApi> {
+  if (!signer) {
+    registerTransferHandlers();
+    const worker = new Worker(new URL('../../workers/signing/signing-worker.ts', import.meta.url), { type: 'module', name: 'tensorguard-signing' });
+    signer = Comlink.wrap<SigningWorkerApi>(worker);
+  }
+  return signer;
+}
+
+/** A progress callback the worker can call across the boundary (it answers nothing: a callback that
+ *  returned rune state would hand Comlink an uncloneable proxy). */
+export function progress(fn: (done: number, total: number, stage?: string) => unknown) {
+  return Comlink.proxy((done: number, total: number, stage?: string): void => {
+    fn(done, total, stage);
+  });
+}

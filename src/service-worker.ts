@@ -1,0 +1,79 @@
+/// <reference types="@sveltejs/kit" />
+/// <reference no-default-lib="true"/>
+/// <reference lib="esnext" />
+/// <reference lib="webworker" />
+// The PWA's service worker: precaches the app shell (the SPA fallback page at `/`, every built asset
+// including the worker bundles with SEAL's WASM, and the static files), so the installed app starts
+// and reviews offline. API calls (/v1/...) always go to the network: the data a review needs offline
+// is in IndexedDB (src/lib/db.ts), and signed decisions wait in the outbox, never in a cache.
+import { build, files, version } from '$service-worker';
+
+const sw = self as unknown as ServiceWorkerGlobalScope;
+const CACHE = `tensorguard-${version}`;
+const SHELL = '/';
+const PRECACHE = [SHELL, ...build, ...files.filter((f) => !f.startsWith('/models/'))];
+const precached = new Set(PRECACHE);
+
+sw.addEventListener('install', (event) => {
+  event.waitUntil(
+    (async () => {
+      const cache = await caches.open(CACHE);
+      await cache.addAll(PRECACHE);
+      await sw.skipWaiting();
+    })(),
+  );
+});
+
+sw.addEventListener('activate', (event) => {
+  event.waitUntil(
+    (async () => {
+      for (const key of await caches.keys()) if (key !== CACHE) await caches.delete(key);
+      await sw.clients.claim();
+    })(),
+  );
+});
+
+function isApi(url: URL): boolean {
+  return url.pathname.startsWith('/v1/') || ['/healthz', '/readyz', '/metrics', '/openapi.json'].includes(url.pathname);
+}
+
+sw.addEventListener('fetch', (event) => {
+  const request = event.request;
+  if (request.method !== 'GET') return;
+  const url = new URL(request.url);
+  if (url.origin !== sw.location.origin || isApi(url)) return;
+
+  if (request.mode === 'navigate') {
+    // Network first so a new deployment shows up; the cached shell when offline.
+    event.respondWith(
+      (async () => {
+        try {
+          const fresh = await fetch(request);
+          if (fresh.ok) {
+            const cache = await caches.open(CACHE);
+            await cache.put(SHELL, fresh.clone());
+          }
+          return fresh;
+        } catch {
+          return (await caches.match(SHELL)) ?? Response.error();
+        }
+      })(),
+    );
+    return;
+  }
+
+  if (precached.has(url.pathname)) {
+    event.respondWith((async () => (await caches.match(url.pathname)) ?? fetch(request))());
+    return;
+  }
+
+  event.respondWith(
+    (async () => {
+      try {
+        return await fetch(request);
+      } catch {
+        return (await caches.match(request)) ?? Response.error();
+      }
+    })(),
+  );
+});
