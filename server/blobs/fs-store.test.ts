@@ -1,11 +1,11 @@
 // The content-addressed blob store: names are SHA-256, writes are durable renames, corruption is detected.
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { createFsBlobStore, type BlobStore } from './fs-store.ts';
+import { createFsBlobStore, sweepTemporaryFiles, type BlobStore } from './fs-store.ts';
 
 describe('createFsBlobStore', () => {
   let dir: string;
@@ -45,5 +45,17 @@ describe('createFsBlobStore', () => {
     const file = join(dir, 'plain-file');
     await writeFile(file, 'x');
     await expect(createFsBlobStore({ dir: file }).check()).rejects.toThrow();
+  });
+
+  it('sweeps temp files an interrupted write left behind, but not recent ones', async () => {
+    const tmp = join(dir, 'tmp');
+    await mkdir(tmp, { recursive: true });
+    await writeFile(join(tmp, 'old.tmp'), 'torn');
+    await writeFile(join(tmp, 'recent.tmp'), 'being written');
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    await utimes(join(tmp, 'old.tmp'), hourAgo, hourAgo);
+    expect(await sweepTemporaryFiles({ dir })).toBe(1);
+    expect(await readdir(tmp)).toEqual(['recent.tmp']);
+    expect(await sweepTemporaryFiles({ dir: join(dir, 'no-such-dir') })).toBe(0);
   });
 });

@@ -2,13 +2,15 @@
 //
 // A blob's name is the SHA-256 of its bytes, stored at <dir>/ab/cdef... . put() writes a temp file,
 // fsyncs it, renames it into place and fsyncs the directory before it resolves, so a blob that put()
-// acknowledged survives a crash; a torn write leaves only a temp file. get() re-hashes what it reads.
-import { mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+// acknowledged survives a crash; a torn write leaves only a temp file (swept by sweepTemporaryFiles at
+// start). get() re-hashes what it reads. Hashing uses node:crypto (native SHA-256: the server hashes
+// every upload twice, and the pure-JS hash costs tens of ms per 8 MB package).
+import { mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex } from '@noble/hashes/utils.js';
+import { createHash, randomBytes } from 'node:crypto';
 import { IntegrityError } from '../../core/errors.ts';
+
+const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 export interface BlobStore {
   /** Stores the bytes durably; resolves with their SHA-256 hex. */
@@ -36,26 +38,77 @@ async function fsyncPath(path: string): Promise<void> {
   }
 }
 
+/**
+ * Removes temp files a crash left behind in <dir>/tmp (writes that never reached their rename), older
+ * than `olderThanMs` so a write in progress in another process is not pulled from under it. Returns
+ * how many it removed.
+ */
+export async function sweepTemporaryFiles(options: { dir: string; olderThanMs?: number; now?: number }): Promise<number> {
+  const tmpDir = join(options.dir, 'tmp');
+  const cutoff = (options.now ?? Date.now()) - (options.olderThanMs ?? 60_000);
+  let names: string[];
+  try {
+    names = await readdir(tmpDir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    if (!name.endsWith('.tmp')) continue;
+    const path = join(tmpDir, name);
+    try {
+      if ((await stat(path)).mtimeMs <= cutoff) {
+        await unlink(path);
+        removed++;
+      }
+    } catch {
+      /* gone already */
+    }
+  }
+  return removed;
+}
+
 export function createFsBlobStore(options: { dir: string }): BlobStore {
   const root = options.dir;
   const tmpDir = join(root, 'tmp');
   const pathOf = (name: string) => join(root, name.slice(0, 2), name.slice(2));
 
-  async function writeDurably(target: string, bytes: Uint8Array): Promise<void> {
-    await mkdir(tmpDir, { recursive: true });
-    const dir = join(target, '..');
-    const dirExisted = await stat(dir).then(
+  // Directories known to exist: a put on the hot path skips the stat + mkdir round trips through the
+  // thread pool (each waits for an event-loop turn on a busy server). Forgotten if a write finds one gone.
+  const knownDirs = new Set<string>();
+  async function ensureDir(dir: string): Promise<boolean> {
+    if (knownDirs.has(dir)) return false;
+    const existed = await stat(dir).then(
       () => true,
       () => false,
     );
     await mkdir(dir, { recursive: true });
-    const tmp = join(tmpDir, `${randomBytes(12).toString('hex')}.tmp`);
-    const handle = await open(tmp, 'wx', 0o600);
+    knownDirs.add(dir);
+    return !existed;
+  }
+
+  async function writeDurably(target: string, bytes: Uint8Array, retried = false): Promise<void> {
+    const dir = join(target, '..');
+    let created: boolean;
+    let tmp: string;
     try {
-      await handle.writeFile(bytes);
-      await handle.sync();
-    } finally {
-      await handle.close();
+      await ensureDir(tmpDir);
+      created = await ensureDir(dir);
+      tmp = join(tmpDir, `${randomBytes(12).toString('hex')}.tmp`);
+      const handle = await open(tmp, 'wx', 0o600);
+      try {
+        await handle.writeFile(bytes);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (!retried && (code === 'ENOENT' || code === 'ENOTDIR') && knownDirs.size > 0) {
+        knownDirs.clear(); // a directory was removed under us: look again once
+        return writeDurably(target, bytes, true);
+      }
+      throw error;
     }
     try {
       await rename(tmp, target);
@@ -64,13 +117,13 @@ export function createFsBlobStore(options: { dir: string }): BlobStore {
       throw error;
     }
     await fsyncPath(dir);
-    if (!dirExisted) await fsyncPath(root);
+    if (created) await fsyncPath(root);
   }
 
   const store: BlobStore = {
     async put(bytes) {
       if (!(bytes instanceof Uint8Array)) throw new TypeError('"bytes" expected Uint8Array');
-      const name = bytesToHex(sha256(bytes));
+      const name = sha256Hex(bytes);
       const target = pathOf(name);
       // Same name, same content: an existing blob is already durable.
       if (await store.has(name)) return name;
@@ -86,7 +139,7 @@ export function createFsBlobStore(options: { dir: string }): BlobStore {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
         throw error;
       }
-      if (bytesToHex(sha256(bytes)) !== name) throw new IntegrityError(`blob ${name} does not match its SHA-256 (corrupted on disk)`);
+      if (sha256Hex(bytes) !== name) throw new IntegrityError(`blob ${name} does not match its SHA-256 (corrupted on disk)`);
       return bytes;
     },
     async has(name) {
@@ -103,10 +156,10 @@ export function createFsBlobStore(options: { dir: string }): BlobStore {
     },
     async check() {
       const probe = new Uint8Array(randomBytes(32));
-      const name = bytesToHex(sha256(probe));
+      const name = sha256Hex(probe);
       await writeDurably(pathOf(name), probe);
       const back = await store.get(name);
-      if (back === null || bytesToHex(back) !== bytesToHex(probe)) throw new Error('blob store: probe did not read back');
+      if (back === null || Buffer.compare(back, probe) !== 0) throw new Error('blob store: probe did not read back');
       await store.delete(name);
     },
   };
