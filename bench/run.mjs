@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const BENCHES = { he: 'he.ts' };
+const BENCHES = { he: 'he.ts', safety: 'safety.ts', ingest: 'ingest.ts', 'browser-decrypt': 'browser-decrypt.ts' };
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const names = wanted.length ? wanted : Object.keys(BENCHES);
 for (const name of names) {

@@ -5,10 +5,24 @@ import { signRobotRequest, ROBOT_HEADERS } from '../core/records/request-signatu
 import { toBase64 } from '../core/bytes.ts';
 
 export class ApiError extends Error {
-  constructor(message: string, readonly status: number, readonly code: string) {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string,
+    /** The server's Retry-After, in milliseconds, when it sent one (503, 429). */
+    readonly retryAfterMs?: number,
+  ) {
     super(message);
     this.name = 'ApiError';
   }
+}
+
+/** Retry-After as delay-seconds or an HTTP date (RFC 9110 section 10.2.3), in ms from now. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (value === null) return undefined;
+  if (/^\s*\d+\s*$/.test(value)) return Number(value) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 export type Auth = { kind: 'none' } | { kind: 'session'; token: string } | { kind: 'robot'; robotId: string; secretKey: Uint8Array };
@@ -18,8 +32,8 @@ export class ApiClient {
     if (!/^https?:\/\//.test(baseUrl)) throw new TypeError(`"server" expected http(s) URL, got ${baseUrl}`);
   }
 
-  private async send(method: string, path: string, body?: Uint8Array, contentType?: string): Promise<Response> {
-    const headers: Record<string, string> = {};
+  private async send(method: string, path: string, body?: Uint8Array, contentType?: string, extraHeaders?: Record<string, string>): Promise<Response> {
+    const headers: Record<string, string> = { ...extraHeaders };
     if (contentType) headers['content-type'] = contentType;
     const raw = body ?? new Uint8Array(0);
     if (this.auth.kind === 'session') headers.authorization = `Bearer ${this.auth.token}`;
@@ -47,7 +61,7 @@ export class ApiClient {
       } catch {
         /* non-JSON error body */
       }
-      throw new ApiError(message, res.status, code);
+      throw new ApiError(message, res.status, code, parseRetryAfter(res.headers.get('retry-after')));
     }
     return res;
   }
@@ -62,8 +76,14 @@ export class ApiClient {
     return new Uint8Array(await res.arrayBuffer());
   }
 
-  async postBinary<T>(path: string, body: Uint8Array): Promise<T> {
-    const res = await this.send('POST', path, body, 'application/octet-stream');
-    return (await res.json()) as T;
+  /** POSTs bytes; `headers` adds request headers (e.g. Idempotency-Key), signed requests are re-signed per call. */
+  async postBinary<T>(path: string, body: Uint8Array, options: { headers?: Record<string, string> } = {}): Promise<T> {
+    const res = await this.send('POST', path, body, 'application/octet-stream', options.headers);
+    try {
+      return (await res.json()) as T;
+    } catch (err) {
+      // The answer was cut off (connection lost mid-body): the request may or may not have taken effect.
+      throw new ApiError(`lost the answer from ${this.baseUrl}: ${(err as Error).message}`, 0, 'unreachable');
+    }
   }
 }

@@ -151,6 +151,77 @@ export function buildProgram(): Command {
     .option('--canary <fraction>', 'canary fraction recorded in the release', num('--canary'))
     .action(run(async (ctx, o: { round: string; canary?: number }) => (await import('./commands/officer.ts')).officerRelease(ctx, o)));
 
+  officer
+    .command('reject')
+    .description('sign and publish the rejection of a finalized round (its one decision, instead of a release)')
+    .requiredOption('--round <id>', 'round id')
+    .requiredOption('--reason <text>', 'why the round is not released')
+    .action(run(async (ctx, o: { round: string; reason: string }) => (await import('./commands/officer.ts')).officerReject(ctx, o)));
+  officer
+    .command('export-backup')
+    .description('write the officer key backup (sealed under TG_BACKUP_PASSPHRASE, else the officer passphrase); the PWA imports it')
+    .requiredOption('--out <file>', 'backup file to write (mode 0600)')
+    .action(run(async (ctx, o: { out: string }) => (await import('./commands/officer.ts')).officerExportBackup(ctx, o)));
+  officer
+    .command('import-backup')
+    .description('import an officer key backup (from the PWA or another home) into this home')
+    .requiredOption('--file <file>', 'backup file')
+    .option('--force', 'replace the keys of another officer already in this home')
+    .action(run(async (ctx, o: { file: string; force?: boolean }) => (await import('./commands/officer.ts')).officerImportBackup(ctx, o)));
+
+  // Key lifecycle (cli/commands/officer-keys.ts).
+  const officerKeys = () => import('./commands/officer-keys.ts');
+  officer
+    .command('rotate-he-key')
+    .description('create the next HE key version (same as re-running init); new rounds pin it, old secret keys stay to review old rounds')
+    .action(run(async (ctx) => (await officerKeys()).officerRotateHeKey(ctx)));
+  officer
+    .command('revoke-he-key')
+    .description('sign and publish the revocation of an HE key version: the server and robots refuse it from now on')
+    .requiredOption('--version <n>', 'HE key version', int('--version'))
+    .requiredOption('--reason <text>', 'why the key is revoked')
+    .action(run(async (ctx, o: { version: number; reason: string }) => (await officerKeys()).officerRevokeHeKey(ctx, o)));
+  officer
+    .command('he-keys')
+    .description('list HE key versions, their revocations and the rounds pinned to each')
+    .action(run(async (ctx) => (await officerKeys()).officerHeKeys(ctx)));
+  const recovery = officer.command('recovery').description('recover the officer keys through designated recovery officers (ML-KEM-768)');
+  recovery
+    .command('keygen')
+    .description('(recovery officer) create an ML-KEM-768 recovery key in this home; writes its public key file')
+    .requiredOption('--out <file>', 'public key file to give the officer')
+    .option('--force', 'replace the recovery key already in this home')
+    .action(run(async (ctx, o: { out: string; force?: boolean }) => (await officerKeys()).recoveryKeygen(ctx, o)));
+  recovery
+    .command('add')
+    .description('designate a recovery officer by their ML-KEM-768 public key file (audited)')
+    .requiredOption('--kem-public-key <file>', 'the recovery officer\'s public key file')
+    .option('--name <name>', 'a label for this recovery officer')
+    .action(run(async (ctx, o: { kemPublicKey: string; name?: string }) => (await officerKeys()).recoveryAdd(ctx, o)));
+  recovery
+    .command('remove')
+    .description('stop wrapping later exports to a recovery key (audited)')
+    .requiredOption('--id <id>', 'recovery key id (or a prefix)')
+    .action(run(async (ctx, o: { id: string }) => (await officerKeys()).recoveryRemove(ctx, o)));
+  recovery
+    .command('export')
+    .description('write the officer secrets wrapped to every designated recovery officer (audited)')
+    .requiredOption('--out <file>', 'recovery package to write (mode 0600)')
+    .action(run(async (ctx, o: { out: string }) => (await officerKeys()).recoveryExport(ctx, o)));
+  recovery
+    .command('restore')
+    .description('(recovery officer) restore the officer keys from a recovery package into this home (audited)')
+    .requiredOption('--from <file>', 'recovery package')
+    .option('--force', 'replace the keys of another officer already in this home')
+    .action(run(async (ctx, o: { from: string; force?: boolean }) => (await officerKeys()).recoveryRestore(ctx, o)));
+
+  const audit = program.command('audit').description('the tamper-evident audit log');
+  audit
+    .command('verify')
+    .description('verify the signed audit log against the head this home verified last (admin or auditor); exits 3 on an alarm')
+    .option('--full', 're-fetch and rehash every leaf, not only those since the last verified head')
+    .action(run(async (ctx, o: { full?: boolean }) => (await import('./commands/audit.ts')).auditVerify(ctx, o)));
+
   const robot = program.command('robot').description('a robot of the fleet');
   robot
     .command('enroll')
@@ -167,16 +238,28 @@ export function buildProgram(): Command {
     .action(run(async (ctx, o: { out: string; base?: string; round?: string }) => (await import('./commands/robot.ts')).robotStart(ctx, o)));
   robot
     .command('push')
-    .description('send the encrypted update (adapter - base) to the open round')
-    .requiredOption('--adapter <dir>', 'trained PEFT adapter')
+    .description('send the encrypted update (adapter - base) to the open round; retries, and keeps it in the outbox if the server stays unreachable (exit 75)')
+    .option('--adapter <dir>', 'trained PEFT adapter (required unless --resume)')
     .option('--base <dir>', 'base adapter (default: the last pulled release)')
     .option('--round <id>', 'round id (default: the newest open round)')
-    .action(run(async (ctx, o: { adapter: string; base?: string; round?: string }) => (await import('./commands/robot.ts')).robotPush(ctx, o)));
+    .option('--resume', 'only resend the pushes waiting in the outbox')
+    .action(run(async (ctx, o: { adapter?: string; base?: string; round?: string; resume?: boolean }) => (await import('./commands/robot.ts')).robotPush(ctx, o)));
   robot
     .command('pull')
     .description('fetch, verify and decrypt the latest release; it becomes the base for the next round')
     .requiredOption('--out <dir>', 'output directory')
     .action(run(async (ctx, o: { out: string }) => (await import('./commands/robot.ts')).robotPull(ctx, o)));
+  robot
+    .command('train')
+    .description('fine-tune the reference policy\'s LoRA adapter on this robot\'s demonstrations (behaviour cloning); writes a PEFT adapter to push')
+    .requiredOption('--out <dir>', 'output directory for the trained adapter')
+    .option('--base <dir>', 'start adapter (default: the last pulled release, else the shipped template); use the output of robot start for a round')
+    .option('--episodes <n>', 'demonstration rollouts (default 40)', int('--episodes'))
+    .option('--steps <n>', 'optimizer steps (default 1500)', int('--steps'))
+    .option('--seed <hex>', '32-byte seed in hex (default: random)')
+    .option('--site <name>', 'the site layouts the demonstrations come from (site-a, site-b, site-c; default nominal)')
+    .option('--freeze-a', 'train lora_B only, keeping lora_A of the start adapter (FFA-LoRA rounds)')
+    .action(run(async (ctx, o: Record<string, unknown>) => (await import('./commands/robot-train.ts')).robotTrain(ctx, o as never)));
 
   const dp = program.command('dp').description('differential privacy tools');
   dp.command('epsilon')

@@ -6,28 +6,24 @@ import { readFile, cp, rm } from 'node:fs/promises';
 import type { CommandContext } from '../context.ts';
 import { CliError } from '../context.ts';
 import { ApiClient } from '../api.ts';
-import { exists, loadAdapterDir, openFromFile, readJson, readSession, saveAdapterDir, sealToFile, writeFileAtomic, writeJson } from '../home.ts';
+import { exists, loadAdapterDir, nativeScrypt, openFromFile, readJson, readSession, saveAdapterDir, sealToFile, writeFileAtomic, writeJson } from '../home.ts';
 import { generateSigningKeyPair } from '../../core/crypto/sign.ts';
+import { openSecret, sealSecret } from '../../core/crypto/secretbox.ts';
 import { randomBytes } from '../../core/random.ts';
-import { fromBase64, toBase64, bytesToHex } from '../../core/bytes.ts';
+import { fromBase64, toBase64, bytesToHex, equalBytes, hexToBytes } from '../../core/bytes.ts';
 import { sha256 } from '../../core/codec/fingerprint.ts';
 import { decodeOfficerSecrets, encodeOfficerSecrets, type OfficerSecrets } from '../../core/records/officer-secrets.ts';
-import { generateKeyPair, createDecryptor } from '../../core/he/seal.ts';
+import { generateKeyPair } from '../../core/he/seal.ts';
 import { PARAM_SET_ID } from '../../core/he/params.ts';
-import { quantizationBound } from '../../core/he/packing.ts';
 import { openKeyRecord, signKeyRecord } from '../../core/records/key-record.ts';
-import { deriveAttestKey, encodeEnrollmentBundle, verifyRobotAttestation } from '../../core/records/enrollment.ts';
+import { deriveAttestKey, encodeEnrollmentBundle } from '../../core/records/enrollment.ts';
 import { openRoundConfig, signRoundConfig, type DpMode, type RoundConfig } from '../../core/records/round-config.ts';
+import { openRoundRejection, signRoundRejection } from '../../core/records/round-rejection.ts';
 import { decodeContributionManifest } from '../../core/records/contribution-manifest.ts';
-import { signReleaseManifest, releaseContext, encodeReleasePayload, type ReleaseWrap } from '../../core/records/release-manifest.ts';
-import { wrapContentKey, sealPayload } from '../../core/crypto/kem.ts';
-import { adapterFingerprint, adapterSchema, type PeftAdapter } from '../../core/peft/adapter.ts';
-import { planRound } from '../../core/round/plan.ts';
-import { roundStartAdapter } from '../../core/round/robot.ts';
-import { applyMeanUpdate, meanUpdateFromSlots, updateStatistics, verifyContributions } from '../../core/round/officer.ts';
-import { trainableLength } from '../../core/round/mask.ts';
-import { roundPrivacyParams } from '../../core/round/privacy.ts';
-import { privacySpent, validateRoundPrivacy } from '../../core/dp/round-privacy.ts';
+import type { PeftAdapter } from '../../core/peft/adapter.ts';
+import { buildRoundConfig, defaultMaxContributors } from '../../core/round/open.ts';
+import { buildCandidate, decryptAggregate, reviewReport, verifyRoundContributions } from '../../core/round/review.ts';
+import { buildSignedRelease, nextReleaseVersion } from '../../core/round/release.ts';
 
 interface OfficerIdentity {
   dsaPublicKey: string;
@@ -83,11 +79,7 @@ export async function officerInit(ctx: CommandContext): Promise<{ officerKeyId: 
   // Seal the new secret key before the server learns of the version, so a registered key is never lost.
   await saveOfficerSecrets(ctx, secrets);
   await api.json('POST', '/v1/he-keys', { record: toBase64(signed) });
-  const identity: OfficerIdentity = {
-    dsaPublicKey: toBase64(secrets.dsa.publicKey),
-    officerKeyId: bytesToHex(sha256(secrets.dsa.publicKey)).slice(0, 16),
-    heKeyVersions: secrets.he.map((k) => k.keyVersion),
-  };
+  const identity = identityOf(secrets);
   await writeJson(join(officerDir(ctx.home), 'identity.json'), identity);
   return { officerKeyId: identity.officerKeyId, keyVersion, heKeyFingerprint: bytesToHex(fingerprint), paramSetId: PARAM_SET_ID };
 }
@@ -137,59 +129,41 @@ export async function officerRoundOpen(ctx: CommandContext, opts: RoundOpenOptio
   const template = await loadAdapterDir(opts.template);
   const current = await api.json<{ version: number; record: string }>('GET', '/v1/he-keys/current');
   const keyRecord = openKeyRecord({ bytes: fromBase64(current.record), trustedKeys: [secrets.dsa.publicKey] });
-  const mode = opts.dpMode ?? 'off';
-  const dp = {
-    mode,
-    clip: mode === 'off' ? 0 : (opts.clip ?? 1),
-    noiseMultiplier: mode === 'off' ? 0 : (opts.noiseMultiplier ?? 1),
-    delta: mode === 'off' ? 0 : (opts.delta ?? 1e-5),
-    epsilonBudget: mode === 'off' ? 0 : (opts.epsilonBudget ?? 10),
-  };
-  const tensors = adapterSchema({ adapter: template });
-  const maskSeed = randomBytes(32);
   // Default: room for every robot enrolled in the fleet now (the packing's headroom grows with log2 of it).
   const enrolled = opts.maxContributors === undefined ? (await api.json<unknown[]>('GET', `/v1/robots?fleet=${encodeURIComponent(opts.fleet)}`)).length : 0;
-  const maxContributors = opts.maxContributors ?? Math.min(1024, Math.max(2, opts.quorum, enrolled));
+  const maxContributors = opts.maxContributors ?? defaultMaxContributors({ quorum: opts.quorum, enrolledRobots: enrolled });
   if (opts.quorum > maxContributors) throw new CliError(`--quorum ${opts.quorum} exceeds --max-contributors ${maxContributors}`, 'bad_option');
-  const plan = planRound({ tensors, freezeA: !!opts.freezeA, maskSeed, sparsity: opts.sparsity ?? 1, maxContributors, fieldBits: opts.fieldBits, range: opts.range, dp });
   const deadline = opts.deadline ? Date.parse(opts.deadline) : 0;
   if (Number.isNaN(deadline)) throw new CliError(`--deadline expects an ISO date, got ${opts.deadline}`, 'bad_option');
-  const config: RoundConfig = {
-    roundId: randomUUID(),
+  const built = buildRoundConfig({
+    options: {
+      fleetId: opts.fleet,
+      quorum: opts.quorum,
+      maxContributors,
+      freezeA: opts.freezeA,
+      dpMode: opts.dpMode,
+      clip: opts.clip,
+      noiseMultiplier: opts.noiseMultiplier,
+      delta: opts.delta,
+      epsilonBudget: opts.epsilonBudget,
+      sparsity: opts.sparsity,
+      fieldBits: opts.fieldBits,
+      range: opts.range,
+      deadline,
+    },
+    template,
     orgId: session.orgId,
-    fleetId: opts.fleet,
+    keyRecord: { keyVersion: keyRecord.record.keyVersion, fingerprint: keyRecord.fingerprint, paramSetId: keyRecord.record.paramSetId },
+    roundId: randomUUID(),
     createdAt: Date.now(),
-    deadline,
-    quorum: opts.quorum,
-    maxContributors,
-    keyVersion: keyRecord.record.keyVersion,
-    heKeyFingerprint: keyRecord.fingerprint,
-    baseAdapterSha256: adapterFingerprint({ adapter: template }),
-    tensors,
-    freezeA: !!opts.freezeA,
-    // FFA-LoRA's frozen A must stay the same across a fleet's rounds, so it is derived from the fleet.
-    aSeed: sha256(new TextEncoder().encode(`tensorguard/ffa-lora-A/v1/${opts.fleet}`)),
-    maskSeed,
-    sparsity: opts.sparsity ?? 1,
-    quant: { fieldBits: plan.fieldBits, scale: plan.scale, encoding: plan.encoding },
-    dp,
-    valueCount: plan.valueCount,
-    ciphertextCount: plan.ciphertextCount,
-  };
-  if (mode !== 'off') {
-    const params = roundPrivacyParams({ config });
-    validateRoundPrivacy({ params });
-    const one = privacySpent({ rounds: [params], delta: dp.delta });
-    if (one.epsilon > dp.epsilonBudget)
-      throw new CliError(`one round of these DP settings costs epsilon ${one.epsilon.toFixed(3)} > budget ${dp.epsilonBudget}; raise --noise-multiplier or the budget`, 'dp_budget_exhausted');
-  }
+  });
+  const { config, plan } = built;
   const signed = signRoundConfig({ config, secretKey: secrets.dsa.secretKey, publicKey: secrets.dsa.publicKey });
   const dir = roundDir(ctx.home, config.roundId);
   await writeFileAtomic(join(dir, 'config.bin'), signed);
   await cp(opts.template, join(dir, 'base'), { recursive: true });
   await api.json('POST', '/v1/rounds', { config: toBase64(signed) });
-  const bytesPerValue = (plan.ciphertextCount * 65649) / plan.valueCount;
-  return { roundId: config.roundId, valueCount: plan.valueCount, ciphertextCount: plan.ciphertextCount, scale: plan.scale, fieldsPerSlot: plan.layout.fieldsPerSlot, bytesPerValue };
+  return { roundId: config.roundId, valueCount: plan.valueCount, ciphertextCount: plan.ciphertextCount, scale: plan.scale, fieldsPerSlot: plan.layout.fieldsPerSlot, bytesPerValue: built.bytesPerValue };
 }
 
 export async function officerRoundClose(ctx: CommandContext, opts: { round: string }): Promise<{ roundId: string; state: string; contributions: number }> {
@@ -213,6 +187,7 @@ interface RobotListItem {
   dsaPublicKey: string;
   kemPublicKey: string;
   attestation: string;
+  revokedAt?: number | null;
 }
 
 export async function officerReview(ctx: CommandContext, opts: { round: string; out: string }): Promise<Record<string, unknown>> {
@@ -242,55 +217,32 @@ export async function officerReview(ctx: CommandContext, opts: { round: string; 
   lap('download');
   const heKey = secrets.he.find((k) => k.keyVersion === config.keyVersion);
   if (!heKey) throw new CliError(`this officer holds no secret key for HE key version ${config.keyVersion}`, 'missing_key');
-  const verified = verifyContributions({
+  const verified = verifyRoundContributions({
     config,
     configFingerprint: fingerprint,
     manifest,
     packages,
-    robots: robotKeys,
-    attestKeyFor: (enrollmentId) => deriveAttestKey({ attestRoot: secrets.attestRoot, bundleId: enrollmentId }),
+    robots: robots.map((r) => ({ id: r.id, kemPublicKey: fromBase64(r.kemPublicKey) })),
+    attestRoot: secrets.attestRoot,
     parmsId: heKey.parmsId,
     serverAggregate,
   });
   lap('verify_and_sum');
-  const decryptor = await createDecryptor({ secretKey: heKey.secretKey, paramSetId: heKey.paramSetId });
   const dbar = ctx.progress('Decrypting aggregate', config.ciphertextCount);
   let slots: BigUint64Array;
   try {
-    slots = decryptor.decryptSlots({ ciphertexts: verified.ciphertexts, onProgress: (done) => dbar.update(done) });
+    slots = await decryptAggregate({ verified, secretKey: heKey.secretKey, paramSetId: heKey.paramSetId, onProgress: (done) => dbar.update(done) });
   } finally {
     dbar.stop();
-    decryptor.destroy();
   }
   lap('decrypt');
-  const total = trainableLength({ tensors: config.tensors, freezeA: config.freezeA });
-  const mean = meanUpdateFromSlots({ config, slots, contributors: verified.contributors, trainableLength: total });
-  const start = roundStartAdapter({ config, base });
-  const candidate = applyMeanUpdate({ config, start, mean });
+  const candidate = buildCandidate({ config, slots, contributors: verified.contributors, base });
   lap('unpack');
-  const files = await saveAdapterDir(opts.out, candidate);
+  await saveAdapterDir(opts.out, candidate.adapter);
   const candidateDir = join(roundDir(ctx.home, config.roundId), 'candidate');
   await rm(candidateDir, { recursive: true, force: true });
-  await saveAdapterDir(candidateDir, candidate);
-  const dpReport =
-    config.dp.mode === 'off'
-      ? { mode: 'off' }
-      : { mode: config.dp.mode, perRound: privacySpent({ rounds: [roundPrivacyParams({ config })], delta: config.dp.delta }), delta: config.dp.delta, budget: config.dp.epsilonBudget };
-  const report = {
-    roundId: config.roundId,
-    fleetId: config.fleetId,
-    contributors: verified.contributors,
-    quorum: config.quorum,
-    robotIds: verified.robotIds,
-    aggregateSha256: bytesToHex(sha256(verified.ciphertexts)),
-    candidateAdapterSha256: bytesToHex(sha256(files.safetensors)),
-    quantizationBound: quantizationBound({ scale: config.quant.scale }),
-    freezeA: config.freezeA,
-    sparsity: config.sparsity,
-    dp: dpReport,
-    tensors: updateStatistics({ config, mean }),
-    timingsMs: { ...timings, total: Math.round(performance.now() - t0) },
-  };
+  await saveAdapterDir(candidateDir, candidate.adapter);
+  const report = { ...reviewReport({ config, verified, candidate }), timingsMs: { ...timings, total: Math.round(performance.now() - t0) } };
   await writeJson(join(opts.out, 'report.json'), report);
   return report;
 }
@@ -303,55 +255,117 @@ export async function officerRelease(ctx: CommandContext, opts: { round: string;
   if (!(await exists(candidateDir))) throw new CliError(`round ${config.roundId} has not been reviewed yet: run tensorguard officer review first`, 'not_reviewed');
   const adapterConfigJson = new Uint8Array(await readFile(join(candidateDir, 'adapter_config.json')));
   const adapterSafetensors = new Uint8Array(await readFile(join(candidateDir, 'adapter_model.safetensors')));
-  await loadAdapterDir(candidateDir); // refuse to release anything that is not a valid adapter
   const robots = await api.json<RobotListItem[]>('GET', `/v1/robots?fleet=${encodeURIComponent(config.fleetId)}`);
   const releases = await api.json<Array<{ releaseVersion: number }>>('GET', `/v1/releases?fleet=${encodeURIComponent(config.fleetId)}`);
-  const releaseVersion = releases.reduce((m, r) => Math.max(m, r.releaseVersion), 0) + 1;
-  const releaseId = randomUUID();
-  const context = releaseContext({ releaseId, fleetId: config.fleetId });
-  const contentKey = randomBytes(32);
-  const wraps: ReleaseWrap[] = [];
-  const skipped: string[] = [];
-  for (const r of robots) {
-    const kemPublicKey = fromBase64(r.kemPublicKey);
-    try {
-      verifyRobotAttestation({
-        attestKey: deriveAttestKey({ attestRoot: secrets.attestRoot, bundleId: r.enrollmentId }),
-        fleetId: config.fleetId,
-        bundleId: r.enrollmentId,
-        dsaPublicKey: fromBase64(r.dsaPublicKey),
-        kemPublicKey,
-        attestation: fromBase64(r.attestation),
-      });
-    } catch {
-      skipped.push(r.id); // never wrap a release key to a key this officer did not enroll
-      continue;
-    }
-    wraps.push({ robotId: r.id, ...wrapContentKey({ contentKey, recipientPublicKey: kemPublicKey, context }) });
-  }
-  const payload = sealPayload({ key: contentKey, plaintext: encodeReleasePayload({ adapterConfigJson, adapterSafetensors }), aad: context });
-  const manifest = signReleaseManifest({
-    manifest: {
-      releaseId,
+  const release = buildSignedRelease({
+    orgId: session.orgId,
+    fleetId: config.fleetId,
+    roundId: config.roundId,
+    releaseId: randomUUID(),
+    releaseVersion: nextReleaseVersion({ releases }),
+    canaryFraction: opts.canary ?? 1,
+    createdAt: Date.now(),
+    files: { adapterConfigJson, adapterSafetensors },
+    robots: robots.map((r) => ({
+      id: r.id,
+      enrollmentId: r.enrollmentId,
+      dsaPublicKey: fromBase64(r.dsaPublicKey),
+      kemPublicKey: fromBase64(r.kemPublicKey),
+      attestation: fromBase64(r.attestation),
+      revokedAt: r.revokedAt,
+    })),
+    attestRoot: secrets.attestRoot,
+    signer: secrets.dsa,
+  });
+  await api.json('POST', '/v1/releases', { manifest: toBase64(release.manifest), payload: toBase64(release.payload) });
+  return { releaseId: release.releaseId, releaseVersion: release.releaseVersion, robots: release.wrapped.length, skipped: release.skipped, adapterSha256: bytesToHex(release.adapterSha256) };
+}
+
+/** Signs and posts the rejection of a finalized round: the round's one decision, like a release. */
+export async function officerReject(ctx: CommandContext, opts: { round: string; reason: string }): Promise<{ roundId: string; state: string; fingerprint: string }> {
+  const { session, api } = await sessionClient(ctx);
+  const secrets = await loadOfficerSecrets(ctx);
+  const { config, fingerprint } = await roundFromHome(ctx, opts.round, secrets.dsa.publicKey);
+  const round = await api.json<{ aggregateSha256: string | null }>('GET', `/v1/rounds/${encodeURIComponent(config.roundId)}`);
+  const record = signRoundRejection({
+    rejection: {
+      roundId: config.roundId,
       orgId: session.orgId,
       fleetId: config.fleetId,
-      roundId: config.roundId,
-      releaseVersion,
-      kind: 'release',
-      rollbackOf: 0,
-      adapterSha256: sha256(adapterSafetensors),
-      payloadSha256: sha256(payload),
-      canaryFraction: opts.canary ?? 1,
+      roundConfigFingerprint: fingerprint,
+      aggregateSha256: round.aggregateSha256 ? hexToBytes(round.aggregateSha256) : new Uint8Array(32),
+      reason: opts.reason,
       createdAt: Date.now(),
-      wraps,
     },
     secretKey: secrets.dsa.secretKey,
     publicKey: secrets.dsa.publicKey,
   });
-  await api.json('POST', '/v1/releases', { manifest: toBase64(manifest), payload: toBase64(payload) });
-  return { releaseId, releaseVersion, robots: wraps.length, skipped, adapterSha256: bytesToHex(sha256(adapterSafetensors)) };
+  await api.json('POST', `/v1/rounds/${encodeURIComponent(config.roundId)}/rejection`, { record: toBase64(record) });
+  return { roundId: config.roundId, state: 'rejected', fingerprint: bytesToHex(openRoundRejection({ bytes: record }).fingerprint) };
 }
 
 export async function officerIdentity(ctx: CommandContext): Promise<OfficerIdentity | null> {
   return readJson<OfficerIdentity>(join(officerDir(ctx.home), 'identity.json'));
+}
+
+function identityOf(secrets: OfficerSecrets): OfficerIdentity {
+  return {
+    dsaPublicKey: toBase64(secrets.dsa.publicKey),
+    officerKeyId: bytesToHex(sha256(secrets.dsa.publicKey)).slice(0, 16),
+    heKeyVersions: secrets.he.map((k) => k.keyVersion),
+  };
+}
+
+/** The passphrase a backup file is sealed under: TG_BACKUP_PASSPHRASE, else the officer passphrase. */
+async function backupPassphrase(ctx: CommandContext): Promise<string> {
+  return process.env.TG_BACKUP_PASSPHRASE || (await ctx.passphrase('the officer keys'));
+}
+
+/**
+ * Writes the officer's key backup: the `tensorguard-officer-secrets/v1` document sealed under a
+ * passphrase (scrypt N=2^17 + AES-256-GCM), the same file the PWA's Settings page exports and imports.
+ */
+export async function officerExportBackup(ctx: CommandContext, opts: { out: string }): Promise<{ out: string; officerKeyId: string; heKeyVersions: number[] }> {
+  const secrets = await loadOfficerSecrets(ctx);
+  const sealed = await sealSecret({ plaintext: encodeOfficerSecrets({ secrets }), passphrase: await backupPassphrase(ctx), scrypt: nativeScrypt });
+  await writeFileAtomic(opts.out, sealed, 0o600);
+  const identity = identityOf(secrets);
+  return { out: opts.out, officerKeyId: identity.officerKeyId, heKeyVersions: identity.heKeyVersions };
+}
+
+/**
+ * Imports a key backup (from the PWA or another officer home). A home that already holds a different
+ * signing key is refused unless --force; one with the same signing key gains the backup's HE key
+ * versions it lacks (a version held with a different key is a conflict).
+ */
+export async function officerImportBackup(ctx: CommandContext, opts: { file: string; force?: boolean }): Promise<{ officerKeyId: string; heKeyVersions: number[]; merged: boolean }> {
+  let sealed: Uint8Array;
+  try {
+    sealed = new Uint8Array(await readFile(opts.file));
+  } catch {
+    throw new CliError(`cannot read the backup file ${opts.file}`, 'not_found');
+  }
+  const imported = decodeOfficerSecrets({ bytes: await openSecret({ sealed, passphrase: await backupPassphrase(ctx), scrypt: nativeScrypt }) });
+  let secrets = imported;
+  let merged = false;
+  if (await exists(join(officerDir(ctx.home), 'secrets.sealed'))) {
+    const existing = await loadOfficerSecrets(ctx);
+    if (!equalBytes(existing.dsa.publicKey, imported.dsa.publicKey)) {
+      if (!opts.force) throw new CliError(`${ctx.home} already holds another officer's keys; pass --force to replace them`, 'officer_exists');
+    } else {
+      const he = [...existing.he];
+      for (const k of imported.he) {
+        const have = he.find((x) => x.keyVersion === k.keyVersion);
+        if (!have) he.push(k);
+        else if (!equalBytes(have.publicKey, k.publicKey)) throw new CliError(`HE key version ${k.keyVersion} differs between this home and the backup`, 'key_version_conflict');
+      }
+      he.sort((a, b) => a.keyVersion - b.keyVersion);
+      secrets = { dsa: existing.dsa, attestRoot: existing.attestRoot, he };
+      merged = true;
+    }
+  }
+  await saveOfficerSecrets(ctx, secrets);
+  const identity = identityOf(secrets);
+  await writeJson(join(officerDir(ctx.home), 'identity.json'), identity);
+  return { officerKeyId: identity.officerKeyId, heKeyVersions: identity.heKeyVersions, merged };
 }

@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import type { CommandContext } from '../context.ts';
 import { CliError } from '../context.ts';
 import { ApiClient } from '../api.ts';
+import { addToOutbox, deliverOutboxEntry, listOutbox, retryPolicyFromEnv, type DeliveryResult, type OutboxEntry } from '../robot-outbox.ts';
 import { exists, loadAdapterDir, openFromFile, readJson, saveAdapterDir, sealToFile, writeFileAtomic, writeJson } from '../home.ts';
 import { generateSigningKeyPair } from '../../core/crypto/sign.ts';
 import { generateKemKeyPair, openPayload, unwrapContentKey } from '../../core/crypto/kem.ts';
@@ -16,6 +17,7 @@ import { sha256 } from '../../core/codec/fingerprint.ts';
 import { attestRobotKeys, decodeEnrollmentBundle } from '../../core/records/enrollment.ts';
 import { openRoundConfig, type RoundConfig } from '../../core/records/round-config.ts';
 import { openKeyRecord } from '../../core/records/key-record.ts';
+import { findKeyRevocation } from '../../core/records/revocation.ts';
 import { buildUpdatePackage } from '../../core/records/update-package.ts';
 import { openReleaseManifest, releaseContext, decodeReleasePayload } from '../../core/records/release-manifest.ts';
 import { IntegrityError } from '../../core/errors.ts';
@@ -134,9 +136,35 @@ export async function robotStart(ctx: CommandContext, opts: { out: string; base?
   return { roundId: config.roundId, out: opts.out };
 }
 
-export async function robotPush(ctx: CommandContext, opts: { adapter: string; base?: string; round?: string }): Promise<Record<string, unknown>> {
+/** Applies an acknowledged push to the robot's state: its residual, DP ledger entry and contributed round. */
+async function commitPush(ctx: CommandContext, accepted: { entry: OutboxEntry; residual: Uint8Array | null }): Promise<void> {
+  if (accepted.residual) await writeFileAtomic(join(robotDir(ctx.home), 'residual.f32'), accepted.residual);
+  const state = await loadState(ctx);
+  if (accepted.entry.ledger !== null) state.ledger.push(accepted.entry.ledger as RobotState['ledger'][number]);
+  if (!state.contributed.includes(accepted.entry.roundId)) state.contributed.push(accepted.entry.roundId);
+  await writeJson(join(robotDir(ctx.home), 'state.json'), state);
+}
+
+/** Resends every outbox entry, oldest first (cli/robot-outbox.ts); stops at the first that stays unacknowledged. */
+async function flushOutbox(ctx: CommandContext, api: ApiClient): Promise<Array<DeliveryResult & Record<string, unknown>>> {
+  const delivered: Array<DeliveryResult & Record<string, unknown>> = [];
+  for (const entry of await listOutbox({ home: ctx.home })) {
+    ctx.log(`resending the push to round ${entry.roundId} from the outbox`);
+    const result = await deliverOutboxEntry({ home: ctx.home, api, entry, policy: retryPolicyFromEnv(), onAccepted: (a) => commitPush(ctx, a), log: (m) => ctx.log(m) });
+    delivered.push({ ...entry.summary, ...result });
+  }
+  return delivered;
+}
+
+export async function robotPush(ctx: CommandContext, opts: { adapter?: string; base?: string; round?: string; resume?: boolean }): Promise<Record<string, unknown>> {
   const { identity, secrets, api, pinned } = await robotClient(ctx);
+  // Pushes an earlier run could not deliver go first (and --resume does only that).
+  const resent = await flushOutbox(ctx, api);
+  if (opts.resume) return { resumed: resent, pending: (await listOutbox({ home: ctx.home })).length };
+  if (!opts.adapter) throw new CliError('robot push needs --adapter DIR (or --resume to resend the outbox)', 'invalid_argument');
   const { config, fingerprint } = await fetchRound(api, identity, pinned, opts.round);
+  const previous = resent.find((r) => r.roundId === config.roundId);
+  if (previous) return { ...previous, resumed: true };
   const state = await loadState(ctx);
   if (state.contributed.includes(config.roundId)) throw new CliError(`this robot already contributed to round ${config.roundId}`, 'duplicate_contribution');
   // The key the robot encrypts to must be the officer-signed record the round names (trust model 2).
@@ -144,6 +172,12 @@ export async function robotPush(ctx: CommandContext, opts: { adapter: string; ba
   const key = openKeyRecord({ bytes: fromBase64(keyRes.record), trustedKeys: pinned });
   if (!equalBytes(key.fingerprint, config.heKeyFingerprint) || key.record.keyVersion !== config.keyVersion || key.record.orgId !== identity.orgId)
     throw new IntegrityError('the HE key record the server returned is not the one the round config names');
+  // Refuse a key an officer revoked. Only revocations signed by a pinned officer key are believed, so
+  // the server can neither invent one nor (short of withholding it) hide one it holds.
+  const served = await api.json<Array<{ record: string }>>('GET', '/v1/he-keys/revocations');
+  const revocations = served.flatMap((r) => (typeof r.record === 'string' && /^[A-Za-z0-9+/]*={0,2}$/.test(r.record) && r.record.length % 4 === 0 ? [fromBase64(r.record)] : []));
+  const revoked = findKeyRevocation({ revocations, trustedKeys: pinned, orgId: identity.orgId, keyVersion: config.keyVersion, heKeyFingerprint: key.fingerprint });
+  if (revoked) throw new CliError(`HE key version ${config.keyVersion} was revoked by an officer (${revoked.reason}); refusing to encrypt to it`, 'key_revoked');
   const start = roundStartAdapter({ config, base: await baseAdapter(ctx, opts.base) });
   const trained = await loadAdapterDir(opts.adapter);
   const residualPath = join(robotDir(ctx.home), 'residual.f32');
@@ -180,24 +214,33 @@ export async function robotPush(ctx: CommandContext, opts: { adapter: string; ba
     publicKey: dsaPublicKey,
   });
   const signMs = performance.now() - t;
-  const tu = performance.now();
-  const res = await api.postBinary<{ contributionId: string; count: number }>(`/v1/rounds/${encodeURIComponent(config.roundId)}/contributions`, pkg.bytes);
-  const uploadMs = performance.now() - tu;
-  await writeFileAtomic(residualPath, new Uint8Array(prepared.residual.buffer, prepared.residual.byteOffset, prepared.residual.byteLength));
-  if (epsilonAfter !== null) state.ledger.push({ roundId: config.roundId, params: roundPrivacyParams({ config }), epsilonAfter });
-  state.contributed.push(config.roundId);
-  await writeJson(join(robotDir(ctx.home), 'state.json'), state);
-  return {
+  const summary = {
     roundId: config.roundId,
-    contributionId: res.contributionId,
-    contributions: res.count,
     packageBytes: pkg.bytes.length,
     valueCount: prepared.valueCount,
     bytesPerValue: pkg.bytes.length / prepared.valueCount,
     updateNorm: prepared.norm,
     clipped: prepared.clipped,
     epsilonSpent: epsilonAfter,
-    timingsMs: { ...Object.fromEntries(Object.entries(prepared.timings).map(([k, v]) => [k, Math.round(v)])), sign: Math.round(signMs), upload: Math.round(uploadMs) },
+  };
+  // The signed package goes to the outbox before it is sent: a push the server does not acknowledge is
+  // resent byte for byte (same Idempotency-Key), never rebuilt with fresh noise (cli/robot-outbox.ts).
+  const entry = await addToOutbox({
+    home: ctx.home,
+    roundId: config.roundId,
+    packageBytes: pkg.bytes,
+    residual: new Uint8Array(prepared.residual.buffer, prepared.residual.byteOffset, prepared.residual.byteLength),
+    ledger: epsilonAfter !== null ? { roundId: config.roundId, params: roundPrivacyParams({ config }), epsilonAfter } : null,
+    summary,
+  });
+  const delivered = await deliverOutboxEntry({ home: ctx.home, api, entry, policy: retryPolicyFromEnv(), onAccepted: (a) => commitPush(ctx, a), log: (m) => ctx.log(m) });
+  return {
+    ...summary,
+    contributionId: delivered.contributionId,
+    contributions: delivered.contributions,
+    ...(delivered.alreadyAccepted ? { alreadyAccepted: true } : {}),
+    attempts: delivered.attempts,
+    timingsMs: { ...Object.fromEntries(Object.entries(prepared.timings).map(([k, v]) => [k, Math.round(v)])), sign: Math.round(signMs), upload: delivered.uploadMs },
   };
 }
 

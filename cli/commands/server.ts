@@ -1,6 +1,11 @@
 // `tensorguard server`: start the sync server from the embedded defaults or the environment, and stop
-// it cleanly on SIGINT/SIGTERM.
+// it gracefully on SIGINT/SIGTERM (server/main.ts: stop accepting, finish in-flight requests, close the
+// database; exit 0). A second signal during the drain exits at once with status 1.
+// Environment: PORT, HOST, DATA_DIR, DATABASE_URL, DATABASE_AUTH_TOKEN, the limits of
+// server/operations/limits.ts (TG_MAX_INFLIGHT_UPLOAD_BYTES, ...) and TG_BENCH_NULL_SINK=1
+// (benchmark route only); docs/OPERATIONS.md lists them.
 import { startServer } from '../../server/main.ts';
+import { limitsFromEnv } from '../../server/operations/limits.ts';
 
 export async function runServerCommand(options: { port?: number; host?: string; dataDir?: string; json: boolean }): Promise<void> {
   const port = options.port ?? (process.env.PORT ? Number(process.env.PORT) : 8787);
@@ -11,13 +16,27 @@ export async function runServerCommand(options: { port?: number; host?: string; 
     dataDir: options.dataDir ?? process.env.DATA_DIR ?? './data',
     databaseUrl: process.env.DATABASE_URL,
     databaseAuthToken: process.env.DATABASE_AUTH_TOKEN,
+    limits: limitsFromEnv(process.env),
+    benchNullSink: process.env.TG_BENCH_NULL_SINK === '1',
+    auditKeyFile: process.env.TG_SERVER_KEY_FILE,
   });
   const line = options.json ? JSON.stringify({ url: server.url, port: server.port }) : `TensorGuard sync server listening on ${server.url}`;
   process.stdout.write(line + '\n');
-  const stop = async () => {
-    await server.close();
-    process.exit(0);
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      process.stderr.write(`tensorguard: ${signal} again during shutdown, exiting now\n`);
+      process.exit(1);
+    }
+    stopping = true;
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`tensorguard: shutdown failed: ${(error as Error).message}\n`);
+        process.exit(1);
+      },
+    );
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
 }

@@ -14,6 +14,24 @@ import { utf8ToBytes } from '../bytes.ts';
 const TYPE_SEALED_SECRET = 9;
 export const DEFAULT_KDF = { log2N: 17, r: 8, p: 1 } as const;
 const MIN_LOG2N = 14;
+/**
+ * Bounds on the KDF cost a sealed file may ask for. The parameters come from the file, so without a
+ * bound a crafted file makes the opener allocate 128·r·N bytes (up to 16 GiB at log2N 22, r 32) or
+ * spin for minutes (N·r·p). Memory <= 1 GiB; work <= 16x the default (2^17 · 8 · 1).
+ */
+const MAX_KDF_MEMORY = 1024 * 1024 * 1024;
+const MAX_KDF_WORK = 2 ** DEFAULT_KDF.log2N * DEFAULT_KDF.r * DEFAULT_KDF.p * 16;
+
+/** Null when the parameters are acceptable, else what is wrong with them. */
+function kdfProblem(params: KdfParams): string | null {
+  const { log2N, r, p } = params;
+  if (!Number.isInteger(log2N) || log2N < MIN_LOG2N || log2N > 22) return `log2N expected 14..22, got ${log2N}`;
+  if (!Number.isInteger(r) || r < 1 || r > 32) return `r expected 1..32, got ${r}`;
+  if (!Number.isInteger(p) || p < 1 || p > 16) return `p expected 1..16, got ${p}`;
+  if (128 * r * 2 ** log2N > MAX_KDF_MEMORY) return `memory 128·r·N = ${128 * r * 2 ** log2N} bytes exceeds ${MAX_KDF_MEMORY}`;
+  if (2 ** log2N * r * p > MAX_KDF_WORK) return `work N·r·p = ${2 ** log2N * r * p} exceeds ${MAX_KDF_WORK}`;
+  return null;
+}
 
 export interface KdfParams {
   log2N: number;
@@ -38,7 +56,8 @@ export async function sealSecret(options: {
   scrypt?: ScryptFn;
 }): Promise<Uint8Array> {
   const params = options.kdf ?? DEFAULT_KDF;
-  if (params.log2N < MIN_LOG2N || params.log2N > 22) throw new RangeError(`"kdf.log2N" expected 14..22, got ${params.log2N}`);
+  const problem = kdfProblem(params);
+  if (problem) throw new RangeError(`"kdf" ${problem}`);
   if (typeof options.passphrase !== 'string' || options.passphrase.length === 0)
     throw new TypeError('"passphrase" expected non-empty string, got empty');
   const salt = randomBytes(16);
@@ -57,8 +76,8 @@ export async function openSecret(options: { sealed: Uint8Array; passphrase: stri
   const r = new ByteReader(options.sealed, 'sealed secret');
   r.header(TYPE_SEALED_SECRET, [1]);
   const params = { log2N: r.u8('log2N'), r: r.u8('r'), p: r.u8('p') };
-  if (params.log2N < MIN_LOG2N || params.log2N > 22 || params.r < 1 || params.r > 32 || params.p < 1 || params.p > 16)
-    throw new DecryptionError('sealed secret: KDF parameters out of the accepted range');
+  const problem = kdfProblem(params);
+  if (problem) throw new DecryptionError(`sealed secret: KDF parameters out of the accepted range (${problem})`);
   const salt = r.fixed(16, 'salt');
   const body = r.bytes(16 * 1024 * 1024, 'ciphertext');
   r.end();

@@ -1,10 +1,13 @@
 // Releases: officer-signed release manifests and their encrypted payloads (payload bytes in the blob store).
+// A release (kind `release`) is also its round's one decision (server/db/decisions.ts), recorded in the
+// same transaction together with the request's idempotency key.
 import { and, desc, eq } from 'drizzle-orm';
 import { releases } from './schema.ts';
 import { isUniqueViolation, toBuffer, toBytes, type Executor } from './common.ts';
 import type { Database } from './client.ts';
 import { appendAudit, type AuditActor } from './audit.ts';
 import { httpError } from '../http/errors.ts';
+import { recordRoundDecision, saveDecisionIdempotency } from './decisions.ts';
 
 export interface ReleaseView {
   releaseId: string;
@@ -59,6 +62,10 @@ export async function createRelease(options: {
   fingerprint: Uint8Array;
   payloadSha256: string;
   now: number;
+  /** The request's Idempotency-Key, stored with the commit together with the answer it gets. */
+  idempotency?: { key: string; requestSha256: string; response: (release: ReleaseView) => string };
+  /** Id of the round decision row (kind release). */
+  decisionId?: string;
 }): Promise<ReleaseView> {
   const { db, now } = options;
   const conflict = (latest: number) =>
@@ -84,9 +91,25 @@ export async function createRelease(options: {
   };
   try {
     await db.transaction(async (tx) => {
+      // Decided first: an approval of a round someone already released or rejected is a conflict
+      // about the round (round_decided), whatever its version says.
+      if (options.kind === 'release')
+        await recordRoundDecision({
+          tx,
+          orgId: options.orgId,
+          roundPk: options.roundPk,
+          roundId: options.roundId,
+          kind: 'release',
+          releaseId: options.releaseId,
+          actor: options.actor,
+          id: options.decisionId ?? `dec_${options.pk}`,
+          now,
+        });
       const latest = (await latestRelease({ db: tx, orgId: options.orgId, fleetId: options.fleetId }))?.releaseVersion ?? 0;
       if (options.releaseVersion !== latest + 1) throw conflict(latest);
       await tx.insert(releases).values(row).run();
+      if (options.idempotency)
+        await saveDecisionIdempotency({ tx, orgId: options.orgId, key: options.idempotency.key, requestSha256: options.idempotency.requestSha256, response: options.idempotency.response(releaseView(row)), now });
       await appendAudit({
         db: tx,
         orgId: options.orgId,

@@ -4,11 +4,12 @@
 // `closed` (deadline passed below quorum: the aggregate is never released). A contribution is
 // recorded in one transaction together with its ledger row, the round's new aggregate and an audit row.
 import { and, asc, desc, eq, ne, sql } from 'drizzle-orm';
-import { contributions, dpLedger, robots, rounds } from './schema.ts';
+import { contributions, dpLedger, idempotencyKeys, robots, rounds } from './schema.ts';
 import { isUniqueViolation, toBuffer, toBytes, type Executor } from './common.ts';
 import type { Database } from './client.ts';
 import { appendAudit, type AuditActor } from './audit.ts';
 import { httpError } from '../http/errors.ts';
+import { failpoint } from '../operations/failpoints.ts';
 
 export type RoundState = 'open' | 'closed' | 'finalized';
 export const ROUND_STATES: readonly RoundState[] = ['open', 'closed', 'finalized'];
@@ -174,7 +175,7 @@ export async function settleRound(options: {
 }): Promise<RoundView> {
   const { db, round, now } = options;
   const next: RoundState = round.contributionCount >= round.quorum ? 'finalized' : 'closed';
-  return db.transaction(async (tx) => {
+  const settled = await db.transaction(async (tx) => {
     const res = await tx
       .update(rounds)
       .set({ state: next, finalizedAt: next === 'finalized' ? now : null })
@@ -190,10 +191,13 @@ export async function settleRound(options: {
         details: { reason: options.reason, contributions: round.contributionCount, quorum: round.quorum, aggregateSha256: round.aggregateSha256 },
         now,
       });
+      failpoint('round.in_finalize');
     }
     const row = await tx.select().from(rounds).where(eq(rounds.id, round.pk)).get();
     return roundView(row!);
   });
+  failpoint('round.after_finalize');
+  return settled;
 }
 
 /** Privacy parameters of the fleet's rounds that can still be released (open or finalized). */
@@ -247,6 +251,8 @@ export async function recordContribution(options: {
   aggregateSha256: string;
   epsilonAfter: number | null;
   now: number;
+  /** The upload's Idempotency-Key, recorded with the commit together with the answer it gets. */
+  idempotency?: { key: string; requestSha256: string };
 }): Promise<{ count: number }> {
   const { db, round, now } = options;
   const seq = round.contributionCount + 1;
@@ -306,12 +312,52 @@ export async function recordContribution(options: {
         },
         now,
       });
+      if (options.idempotency) {
+        await tx
+          .insert(idempotencyKeys)
+          .values({
+            robotId: options.robotId,
+            key: options.idempotency.key,
+            requestSha256: options.idempotency.requestSha256,
+            roundPk: round.pk,
+            contributionId: options.contributionId,
+            response: JSON.stringify({ contributionId: options.contributionId, count: seq, epsilonAfter: options.epsilonAfter }),
+            createdAt: now,
+          })
+          .run();
+      }
+      failpoint('contribution.in_transaction');
     });
   } catch (error) {
+    if (isUniqueViolation(error) && /idempotency_keys/.test(String((error as Error).message) + String((error as { cause?: Error }).cause?.message)))
+      throw idempotencyKeyReused();
     if (isUniqueViolation(error)) throw httpError({ status: 409, code: 'duplicate_contribution', message: 'this robot already contributed to the round' });
     throw error;
   }
   return { count: seq };
+}
+
+export function idempotencyKeyReused() {
+  return httpError({ status: 422, code: 'idempotency_key_reused', message: 'this Idempotency-Key was already used by this robot for a different request' });
+}
+
+export interface IdempotencyRecord {
+  requestSha256: string;
+  roundPk: string;
+  contributionId: string;
+  /** The JSON body of the original 201. */
+  response: { contributionId: string; count: number; epsilonAfter: number | null };
+}
+
+/** The upload a robot already made under an Idempotency-Key, if any. */
+export async function getIdempotencyRecord(options: { db: Executor; robotId: string; key: string }): Promise<IdempotencyRecord | null> {
+  const row = await options.db
+    .select()
+    .from(idempotencyKeys)
+    .where(and(eq(idempotencyKeys.robotId, options.robotId), eq(idempotencyKeys.key, options.key)))
+    .get();
+  if (!row) return null;
+  return { requestSha256: row.requestSha256, roundPk: row.roundPk, contributionId: row.contributionId, response: JSON.parse(row.response) };
 }
 
 export async function getContribution(options: { db: Executor; orgId: string; roundPk: string; contributionId: string }) {

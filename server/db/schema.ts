@@ -5,7 +5,7 @@
 // (packages, aggregates, release payloads) live in the content-addressed blob store, referenced by
 // SHA-256 hex. Times are integer milliseconds since the epoch. Migrations are generated from this file
 // with `npm run db:generate` into server/db/migrations/ and applied at start (server/db/client.ts).
-import { blob, index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import { blob, foreignKey, index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 
 const bytes = (name: string) => blob(name, { mode: 'buffer' });
 const createdAt = () => integer('created_at').notNull();
@@ -48,7 +48,7 @@ export const sessions = sqliteTable(
     createdAt: createdAt(),
     expiresAt: integer('expires_at').notNull(),
   },
-  (t) => [index('sessions_user_idx').on(t.userId), index('sessions_expires_idx').on(t.expiresAt)],
+  (t) => [index('sessions_user_idx').on(t.userId), index('sessions_expires_idx').on(t.expiresAt), index('sessions_org_idx').on(t.orgId)],
 );
 
 export const fleets = sqliteTable(
@@ -93,7 +93,7 @@ export const enrollmentTokens = sqliteTable(
     expiresAt: integer('expires_at').notNull(),
     usedAt: integer('used_at'),
   },
-  (t) => [index('enrollment_tokens_fleet_idx').on(t.orgId, t.fleetId)],
+  (t) => [index('enrollment_tokens_fleet_idx').on(t.orgId, t.fleetId), index('enrollment_tokens_fleet_fk_idx').on(t.fleetId)],
 );
 
 export const robots = sqliteTable(
@@ -113,7 +113,7 @@ export const robots = sqliteTable(
     enrolledAt: integer('enrolled_at').notNull(),
     revokedAt: integer('revoked_at'),
   },
-  (t) => [index('robots_fleet_idx').on(t.orgId, t.fleetId), uniqueIndex('robots_enrollment_unique').on(t.enrollmentId)],
+  (t) => [index('robots_fleet_idx').on(t.orgId, t.fleetId), uniqueIndex('robots_enrollment_unique').on(t.enrollmentId), index('robots_fleet_fk_idx').on(t.fleetId)],
 );
 
 /** Request nonces seen per robot, kept until the timestamp window has passed. */
@@ -175,7 +175,13 @@ export const rounds = sqliteTable(
     createdAt: createdAt(),
     finalizedAt: integer('finalized_at'),
   },
-  (t) => [uniqueIndex('rounds_org_round_unique').on(t.orgId, t.roundId), index('rounds_fleet_state_idx').on(t.orgId, t.fleetId, t.state)],
+  (t) => [
+    uniqueIndex('rounds_org_round_unique').on(t.orgId, t.roundId),
+    index('rounds_fleet_state_idx').on(t.orgId, t.fleetId, t.state),
+    index('rounds_fleet_fk_idx').on(t.fleetId),
+    // The round-to-key mapping (GET /he-keys) and the key_revoked checks filter on it.
+    index('rounds_org_key_version_idx').on(t.orgId, t.keyVersion),
+  ],
 );
 
 export const contributions = sqliteTable(
@@ -204,6 +210,7 @@ export const contributions = sqliteTable(
     uniqueIndex('contributions_round_robot_unique').on(t.roundPk, t.robotId),
     uniqueIndex('contributions_round_seq_unique').on(t.roundPk, t.seq),
     index('contributions_robot_idx').on(t.orgId, t.robotId),
+    index('contributions_robot_fk_idx').on(t.robotId),
   ],
 );
 
@@ -224,7 +231,7 @@ export const dpLedger = sqliteTable(
     delta: real('delta').notNull(),
     createdAt: createdAt(),
   },
-  (t) => [uniqueIndex('dp_ledger_round_robot_unique').on(t.roundPk, t.robotId), index('dp_ledger_fleet_idx').on(t.orgId, t.fleetId)],
+  (t) => [uniqueIndex('dp_ledger_round_robot_unique').on(t.roundPk, t.robotId), index('dp_ledger_fleet_idx').on(t.orgId, t.fleetId), index('dp_ledger_robot_fk_idx').on(t.robotId)],
 );
 
 export const releases = sqliteTable(
@@ -252,6 +259,7 @@ export const releases = sqliteTable(
   (t) => [
     uniqueIndex('releases_fleet_version_unique').on(t.fleetId, t.releaseVersion),
     uniqueIndex('releases_org_release_unique').on(t.orgId, t.releaseId),
+    index('releases_round_fk_idx').on(t.roundPk),
   ],
 );
 
@@ -269,7 +277,184 @@ export const auditLog = sqliteTable(
     /** RFC 6962 leaf hash, hex: SHA-256(0x00 || canonical JSON of the entry). */
     leafHash: text('leaf_hash').notNull(),
     createdAt: createdAt(),
+    /**
+     * Position of the leaf in its organization's Merkle tree (0-based, dense). Nullable only so the
+     * column could be added to a populated table; a migration backfills it and every append sets it.
+     */
+    leafIndex: integer('leaf_index'),
   },
-  (t) => [index('audit_log_org_seq_idx').on(t.orgId, t.seq)],
+  (t) => [index('audit_log_org_seq_idx').on(t.orgId, t.seq), uniqueIndex('audit_log_org_leaf_unique').on(t.orgId, t.leafIndex)],
 );
 
+
+/**
+ * Idempotency keys of robot uploads (POST /rounds/:id/contributions, header `Idempotency-Key`), scoped
+ * to the robot: a retried push whose first answer was lost gets that answer again instead of a 409.
+ * Written in the same transaction as the contribution it answers, so a key exists only for a commit.
+ */
+export const idempotencyKeys = sqliteTable(
+  'idempotency_keys',
+  {
+    robotId: text('robot_id')
+      .notNull()
+      .references(() => robots.id),
+    key: text('key').notNull(),
+    /** SHA-256 hex of the request body: the same key with another body is refused (422). */
+    requestSha256: text('request_sha256').notNull(),
+    roundPk: text('round_pk')
+      .notNull()
+      .references(() => rounds.id),
+    contributionId: text('contribution_id')
+      .notNull()
+      .references(() => contributions.id),
+    /** The JSON body of the original 201. */
+    response: text('response').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.robotId, t.key] }), index('idempotency_keys_round_idx').on(t.roundPk), index('idempotency_keys_contribution_fk_idx').on(t.contributionId)],
+);
+
+/**
+ * How a finalized round was decided: once, by a release (kind `release`) or by an officer-signed
+ * rejection (kind `rejection`, core/records/round-rejection.ts). The unique round makes a second
+ * decision — e.g. an approval signed offline after someone else rejected — a 409 `round_decided`.
+ */
+export const roundDecisions = sqliteTable(
+  'round_decisions',
+  {
+    id: text('id').primaryKey(),
+    orgId: orgId(),
+    roundPk: text('round_pk')
+      .notNull()
+      .references(() => rounds.id),
+    roundId: text('round_id').notNull(),
+    /** release | rejection. */
+    kind: text('kind').notNull(),
+    /** The release that decided the round (kind release). */
+    releaseId: text('release_id'),
+    /** The signed rejection record as posted (kind rejection). */
+    record: bytes('record'),
+    fingerprint: bytes('fingerprint'),
+    reason: text('reason'),
+    createdBy: text('created_by').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('round_decisions_round_unique').on(t.roundPk), index('round_decisions_org_idx').on(t.orgId)],
+);
+
+/**
+ * Idempotency keys of officer decisions (POST /releases, POST /rounds/:id/rejection, header
+ * `Idempotency-Key`), scoped to the organization: the PWA's outbox resends a decision signed offline
+ * until it gets an answer, and a resend of one that was stored gets the original 201 again, never a
+ * second release. Written in the same transaction as the decision, so a key exists only for a commit.
+ */
+export const decisionIdempotencyKeys = sqliteTable(
+  'decision_idempotency_keys',
+  {
+    orgId: orgId(),
+    key: text('key').notNull(),
+    /** SHA-256 hex of method, path and body: the same key with another request is refused (422). */
+    requestSha256: text('request_sha256').notNull(),
+    /** The JSON body of the original 201. */
+    response: text('response').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.key] })],
+);
+
+/** Per robot and release: when the robot fetched it (delivered) and what it reported after applying. */
+export const releaseDeliveries = sqliteTable(
+  'release_deliveries',
+  {
+    orgId: orgId(),
+    releaseId: text('release_id').notNull(),
+    robotId: text('robot_id')
+      .notNull()
+      .references(() => robots.id),
+    deliveredAt: integer('delivered_at').notNull(),
+    /** applied | failed, as the robot reported (POST /releases/:id/report); null until it does. */
+    status: text('status'),
+    detail: text('detail'),
+    reportedAt: integer('reported_at'),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.releaseId, t.robotId] }), index('release_deliveries_robot_fk_idx').on(t.robotId)],
+);
+
+// ---- Issue 4: the Merkle audit log and the HE key lifecycle ----------------------------------------
+
+/**
+ * Every complete subtree of each organization's audit Merkle tree (RFC 6962 hashing): node (level,
+ * index) is the root of leaves [index * 2^level, (index + 1) * 2^level); level 0 are the leaf hashes.
+ * About 2n rows for n leaves; tree heads and proofs read O(log^2 n) of them (server/db/audit.ts).
+ * Append-only like audit_log (triggers in a migration).
+ */
+export const auditTreeNodes = sqliteTable(
+  'audit_tree_nodes',
+  {
+    orgId: orgId(),
+    level: integer('level').notNull(),
+    nodeIndex: integer('node_index').notNull(),
+    hash: bytes('hash').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.level, t.nodeIndex] })],
+);
+
+/** Officer-signed HE key revocations (core/records/revocation.ts), at most one per key version. */
+export const heKeyRevocations = sqliteTable(
+  'he_key_revocations',
+  {
+    id: text('id').primaryKey(),
+    orgId: orgId(),
+    keyVersion: integer('key_version').notNull(),
+    /** The signed revocation record, as posted. */
+    record: bytes('record').notNull(),
+    fingerprint: bytes('fingerprint').notNull(),
+    reason: text('reason').notNull(),
+    revokedAt: integer('revoked_at').notNull(),
+    createdBy: text('created_by').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('he_key_revocations_org_version_unique').on(t.orgId, t.keyVersion),
+    foreignKey({ columns: [t.orgId, t.keyVersion], foreignColumns: [heKeys.orgId, heKeys.keyVersion], name: 'he_key_revocations_key_fk' }),
+  ],
+);
+
+/** Command-safety cells (core/safety/cell.ts), configured per fleet; `version` grows with every PUT. */
+export const safetyCells = sqliteTable(
+  'safety_cells',
+  {
+    id: text('id').primaryKey(),
+    orgId: orgId(),
+    fleetId: text('fleet_id')
+      .notNull()
+      .references(() => fleets.id),
+    /** The cell's name in its fleet (path parameter). */
+    cellId: text('cell_id').notNull(),
+    version: integer('version').notNull(),
+    /** The validated cell document (tensorguard-safety-cell/v1), JSON. */
+    config: text('config', { mode: 'json' }).notNull(),
+    updatedBy: text('updated_by').notNull(),
+    createdAt: createdAt(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [uniqueIndex('safety_cells_fleet_cell_unique').on(t.orgId, t.fleetId, t.cellId), index('safety_cells_fleet_fk_idx').on(t.fleetId)],
+);
+
+/** Each robot's last persisted heartbeat (e-stop state); written on state changes and at most every few seconds. */
+export const robotHeartbeats = sqliteTable(
+  'robot_heartbeats',
+  {
+    robotId: text('robot_id')
+      .primaryKey()
+      .references(() => robots.id),
+    orgId: orgId(),
+    fleetId: text('fleet_id').notNull(),
+    /** armed | engaged | fault | unavailable */
+    estop: text('estop').notNull(),
+    /** The robot's own clock at sending, ms (informational). */
+    robotTime: integer('robot_time'),
+    receivedAt: integer('received_at').notNull(),
+  },
+  (t) => [index('robot_heartbeats_fleet_idx').on(t.orgId, t.fleetId)],
+);

@@ -117,12 +117,13 @@ export function requireAuth(options: { deps: AppDeps; person?: boolean | { roles
       principal = await authenticateRobot(c, deps);
     } else {
       principal = await authenticatePerson(c, deps);
-      if (principal && !allowPerson) throw new ForbiddenError('this route is for robots');
     }
     if (!principal) throw new AuthenticationError('authentication required');
+    // Set before the checks below, so a refused caller is still known to the denial audit (server/audit/).
+    c.set('principal', principal);
+    if (principal.kind === 'person' && !allowPerson) throw new ForbiddenError('this route is for robots');
     if (principal.kind === 'person' && !hasRole(principal, personRoles))
       throw new ForbiddenError(`requires role ${personRoles!.join(' or ')}`);
-    c.set('principal', principal);
     await next();
   };
 }

@@ -5,6 +5,9 @@ import type { Logger } from '../logger.ts';
 import type { KeyedMutex } from '../concurrency/keyed-mutex.ts';
 import type { Role } from '../db/people.ts';
 import type { RobotView } from '../db/robots.ts';
+import type { ServerMetrics } from '../metrics/registry.ts';
+import type { Admission } from '../operations/admission.ts';
+import type { AuditService } from '../audit/service.ts';
 
 export interface AppDeps {
   db: Database;
@@ -12,6 +15,12 @@ export interface AppDeps {
   now: () => number;
   logger: Logger;
   roundLocks: KeyedMutex;
+  /** This app's Prometheus metrics (server/metrics/registry.ts). */
+  metrics: ServerMetrics;
+  /** Backpressure bounds and the shutdown drain flag (server/operations/admission.ts). */
+  admission: Admission;
+  /** The server audit key, signed checkpoints and bounded denial auditing (server/audit/service.ts). */
+  audit: AuditService;
 }
 
 export interface PersonPrincipal {

@@ -41,7 +41,9 @@ const HTTP_CODES: Record<number, string> = {
 export function errorToResponse(options: { error: unknown; logger: Logger; requestId?: string }): { status: number; body: ErrorBody } {
   const { error, logger, requestId } = options;
   if (error instanceof TensorGuardError) {
-    if (error.status >= 500) return internal({ error, logger, requestId });
+    // 503s are retryable answers (backpressure, an open circuit, shutting down: server/operations/),
+    // not internal errors; any other 5xx stays opaque.
+    if (error.status >= 500 && error.status !== 503) return internal({ error, logger, requestId });
     return { status: error.status, body: { error: { code: error.code, message: error.message, ...(error.details ? { details: safeDetails(error.details) } : {}) } } };
   }
   if (error instanceof ZodError) return { status: 400, body: { error: { code: 'malformed', message: zodMessage(error) } } };
@@ -73,6 +75,8 @@ function internal(options: { error: unknown; logger: Logger; requestId?: string 
 export function createErrorHandler(options: { logger: Logger }) {
   return (error: unknown, c: Context) => {
     const { status, body } = errorToResponse({ error, logger: options.logger, requestId: c.get('requestId' as never) as string | undefined });
+    const retryAfter = body.error.details?.retryAfterSeconds;
+    if (status === 503 && typeof retryAfter === 'number') c.header('retry-after', String(retryAfter));
     return c.json(body, status as ContentfulStatusCode);
   };
 }

@@ -9,8 +9,18 @@
 // aggregate are written durably to the blob store, and one transaction records the contribution, the DP
 // ledger row, the round's new aggregate and the audit row — only then the 201. Contributions to one round
 // are serialized by a per-round lock, so no add is lost.
-import { Hono, type Context } from 'hono';
-import { IntegrityError, NotFoundError, SignatureInvalidError } from '../../core/errors.ts';
+//
+// Operations (docs/OPERATIONS.md): the upload's bytes are admitted against TG_MAX_INFLIGHT_UPLOAD_BYTES
+// before the body is read and the contribution against TG_MAX_PENDING_AGGREGATIONS before it queues
+// for the round lock (503 `overloaded` + Retry-After beyond either). An `Idempotency-Key` header (robot
+// scoped) makes a retry safe: the key is committed with the contribution, and a retry of the same body
+// under it gets the original 201 (header `Idempotent-Replayed: true`), a different body 422.
+// Crash safety: blobs are written before the transaction that names them, so after a crash the
+// database is the truth — a blob no row names is garbage, and a contribution without its commit was
+// never acknowledged.
+import { createHash } from 'node:crypto';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { IntegrityError, NotFoundError, OversizeError, SignatureInvalidError } from '../../core/errors.ts';
 import { equalBytes } from '../../core/bytes.ts';
 import { DEFAULT_ENVELOPE, checkUpdateAgainstEnvelope } from '../../core/envelope.ts';
 import { openUpdatePackage } from '../../core/records/update-package.ts';
@@ -21,13 +31,24 @@ import { ROBOT_HEADERS } from '../../core/records/request-signature.ts';
 import { getFleet } from '../db/fleets.ts';
 import { getHeKey } from '../db/he-keys.ts';
 import { getRobotById } from '../db/robots.ts';
-import { getContribution, getRound, hasContribution, recordContribution, robotPrivacyHistory } from '../db/rounds.ts';
+import {
+  getContribution,
+  getIdempotencyRecord,
+  getRound,
+  hasContribution,
+  idempotencyKeyReused,
+  recordContribution,
+  robotPrivacyHistory,
+} from '../db/rounds.ts';
 import { newId } from '../auth/tokens.ts';
 import { requireAuth, robotOf } from '../http/auth.ts';
-import { KiB, idParam, limitBodyDynamic } from '../http/body.ts';
+import { KiB, idParam, limitBody } from '../http/body.ts';
 import { httpError } from '../http/errors.ts';
 import type { AppDeps, AppEnv } from '../http/context.ts';
 import { loadRound, settleIfDue } from './rounds.ts';
+import { refuseRevokedKey } from './he-keys.ts';
+import { IDEMPOTENT_REPLAY_HEADER, contributionMetrics } from '../metrics/contributions.ts';
+import { failpoint } from '../operations/failpoints.ts';
 
 /** Bytes of an update package around its ciphertexts: signed metadata (<= 4 KiB), key, signature, framing. */
 export const PACKAGE_OVERHEAD_BYTES = 16 * KiB;
@@ -50,20 +71,55 @@ async function contributionLimit(deps: AppDeps, c: Context): Promise<number> {
   return (fleet?.envelope.updateBytes.max ?? DEFAULT_ENVELOPE.updateBytes.max) + PACKAGE_OVERHEAD_BYTES;
 }
 
+/** The header of a retry-safe upload, and what a key may look like (visible ASCII, as in RFC 9110 tokens). */
+export const IDEMPOTENCY_KEY_HEADER = 'idempotency-key';
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+function idempotencyKeyOf(c: Context): string | null {
+  const key = c.req.header(IDEMPOTENCY_KEY_HEADER);
+  if (key === undefined) return null;
+  if (!IDEMPOTENCY_KEY.test(key)) throw new TypeError('"Idempotency-Key" expected 1..255 visible ASCII characters');
+  return key;
+}
+
+/**
+ * Admission of an upload's bytes (server/operations/admission.ts), then the body limit. The bytes are
+ * reserved from Content-Length before the body is read — a body without one reserves the route's whole
+ * limit — and released once the answer is ready.
+ */
+function admitUpload(deps: AppDeps): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const lengthText = c.req.header('content-length');
+    const declared = lengthText !== undefined && /^[0-9]{1,15}$/.test(lengthText) ? Number(lengthText) : null;
+    deps.admission.refuseIfDraining();
+    const limit = await contributionLimit(deps, c);
+    if (declared !== null && declared > limit) throw new OversizeError(`request body exceeds the limit of ${limit} bytes for this route`, { limit });
+    const release = deps.admission.reserveUpload(declared ?? limit);
+    try {
+      await limitBody({ maxSize: limit })(c, next);
+    } finally {
+      release();
+    }
+  };
+}
+
 export function createContributionRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
   const { deps } = options;
   const routes = new Hono<AppEnv>();
 
   routes.post(
     '/rounds/:id/contributions',
-    limitBodyDynamic({ maxSize: (c) => contributionLimit(deps, c) }),
+    contributionMetrics({ metrics: deps.metrics }),
+    admitUpload(deps),
     requireAuth({ deps, robot: true }),
     async (c) => {
       const robot = robotOf(c);
       const contentType = c.req.header('content-type');
       if (contentType !== undefined && !/^application\/octet-stream\b/i.test(contentType))
         throw httpError({ status: 415, code: 'unsupported_media_type', message: 'an update package is sent as application/octet-stream' });
+      const idempotencyKey = idempotencyKeyOf(c);
       const bytes = c.get('rawBody');
+      const requestSha256 = createHash('sha256').update(bytes).digest('hex');
       const opened = openUpdatePackage({ bytes, robotPublicKey: robot.robot.dsaPublicKey });
       const pkg = opened.package;
       if (pkg.robotId !== robot.robotId) throw new SignatureInvalidError('update package names another robot than the one that signed the request');
@@ -73,74 +129,104 @@ export function createContributionRoutes(options: { deps: AppDeps }): Hono<AppEn
       if (!found) throw new NotFoundError('round not found');
       if (found.fleetId !== robot.fleetId) throw httpError({ status: 403, code: 'wrong_fleet', message: 'the robot is not enrolled in the fleet of this round' });
 
-      const result = await deps.roundLocks.run({
-        key: found.pk,
-        task: async () => {
-          const now = deps.now();
-          const round = await settleIfDue({ deps, round: (await getRound({ db: deps.db, orgId: robot.orgId, roundId }))!, locked: true });
-          if (round.state !== 'open') throw httpError({ status: 409, code: 'round_closed', message: `the round is ${round.state}` });
+      // A retry under a committed key gets its original answer, whatever happened to the round since.
+      const replay = async () => {
+        if (idempotencyKey === null) return null;
+        const record = await getIdempotencyRecord({ db: deps.db, robotId: robot.robotId, key: idempotencyKey });
+        if (!record) return null;
+        if (record.requestSha256 !== requestSha256 || record.roundPk !== found.pk) throw idempotencyKeyReused();
+        return record.response;
+      };
+      const early = await replay();
+      if (early) return c.json(early, 201, { [IDEMPOTENT_REPLAY_HEADER]: 'true' });
 
-          const mismatch: string[] = [];
-          if (pkg.roundId !== round.roundId) mismatch.push('roundId');
-          if (pkg.fleetId !== round.fleetId) mismatch.push('fleetId');
-          if (pkg.keyVersion !== round.keyVersion) mismatch.push('keyVersion');
-          if (!equalBytes(pkg.roundConfigFingerprint, round.configFingerprint)) mismatch.push('roundConfigFingerprint');
-          if (pkg.valueCount !== round.valueCount) mismatch.push('valueCount');
-          if (pkg.ciphertextCount !== round.ciphertextCount) mismatch.push('ciphertextCount');
-          if (mismatch.length > 0)
-            throw new IntegrityError(`update package does not match the round: ${mismatch.join(', ')}`, { fields: mismatch.join(',') });
+      const releaseSlot = deps.admission.reserveAggregation();
+      let replayed = false;
+      let result: { contributionId: string; count: number; epsilonAfter: number | null };
+      try {
+        result = await deps.roundLocks.run({
+          key: found.pk,
+          task: async () => {
+            // Under the lock: a concurrent twin of this request may have committed while we waited.
+            const again = await replay();
+            if (again) {
+              replayed = true;
+              return again;
+            }
+            const now = deps.now();
+            const round = await settleIfDue({ deps, round: (await getRound({ db: deps.db, orgId: robot.orgId, roundId }))!, locked: true });
+            if (round.state !== 'open') throw httpError({ status: 409, code: 'round_closed', message: `the round is ${round.state}` });
+            await refuseRevokedKey({ deps, orgId: robot.orgId, version: round.keyVersion }); // 409 key_revoked
 
-          const fleet = await getFleet({ db: deps.db, orgId: robot.orgId, fleetId: round.fleetId });
-          checkUpdateAgainstEnvelope({ envelope: fleet!.envelope, updateBytes: opened.ciphertexts.length });
+            const mismatch: string[] = [];
+            if (pkg.roundId !== round.roundId) mismatch.push('roundId');
+            if (pkg.fleetId !== round.fleetId) mismatch.push('fleetId');
+            if (pkg.keyVersion !== round.keyVersion) mismatch.push('keyVersion');
+            if (!equalBytes(pkg.roundConfigFingerprint, round.configFingerprint)) mismatch.push('roundConfigFingerprint');
+            if (pkg.valueCount !== round.valueCount) mismatch.push('valueCount');
+            if (pkg.ciphertextCount !== round.ciphertextCount) mismatch.push('ciphertextCount');
+            if (mismatch.length > 0)
+              throw new IntegrityError(`update package does not match the round: ${mismatch.join(', ')}`, { fields: mismatch.join(',') });
 
-          if (await hasContribution({ db: deps.db, roundPk: round.pk, robotId: robot.robotId }))
-            throw httpError({ status: 409, code: 'duplicate_contribution', message: 'this robot already contributed to the round' });
-          if (round.contributionCount >= round.maxContributors)
-            throw httpError({ status: 409, code: 'round_full', message: `the round already has its maximum of ${round.maxContributors} contributions` });
+            const fleet = await getFleet({ db: deps.db, orgId: robot.orgId, fleetId: round.fleetId });
+            checkUpdateAgainstEnvelope({ envelope: fleet!.envelope, updateBytes: opened.ciphertexts.length });
 
-          let epsilonAfter: number | null = null;
-          if (round.privacy.mode !== 'off') {
-            const spent = (await robotPrivacyHistory({ db: deps.db, orgId: robot.orgId, robotId: robot.robotId })).filter((p) => p.mode !== 'off');
-            epsilonAfter = checkBudget({ spentRounds: spent, next: round.privacy, budget: round.privacy.epsilonBudget, delta: round.privacy.delta }).epsilonAfter;
-          }
+            if (await hasContribution({ db: deps.db, roundPk: round.pk, robotId: robot.robotId }))
+              throw httpError({ status: 409, code: 'duplicate_contribution', message: 'this robot already contributed to the round' });
+            if (round.contributionCount >= round.maxContributors)
+              throw httpError({ status: 409, code: 'round_full', message: `the round already has its maximum of ${round.maxContributors} contributions` });
 
-          const key = await getHeKey({ db: deps.db, orgId: robot.orgId, version: round.keyVersion });
-          if (!key) throw new Error(`HE key version ${round.keyVersion} of round ${round.roundId} is missing`);
-          const paramSet = getParamSet({ id: key.paramSetId });
-          if (opened.ciphertexts.length !== round.ciphertextCount * paramSet.ciphertextBytes)
-            throw new IntegrityError(
-              `update package carries ${opened.ciphertexts.length} ciphertext bytes; the round needs ${round.ciphertextCount} x ${paramSet.ciphertextBytes}`,
-            );
-          let accumulator: Uint8Array | null = null;
-          if (round.aggregateSha256 !== null) {
-            accumulator = await deps.blobs.get(round.aggregateSha256);
-            if (!accumulator) throw new Error(`aggregate blob ${round.aggregateSha256} of round ${round.roundId} is missing`);
-          }
-          const sum = sumCiphertextBlocks({ accumulator, addend: opened.ciphertexts, parmsId: key.parmsId, paramSet });
+            let epsilonAfter: number | null = null;
+            if (round.privacy.mode !== 'off') {
+              const spent = (await robotPrivacyHistory({ db: deps.db, orgId: robot.orgId, robotId: robot.robotId })).filter((p) => p.mode !== 'off');
+              epsilonAfter = checkBudget({ spentRounds: spent, next: round.privacy, budget: round.privacy.epsilonBudget, delta: round.privacy.delta }).epsilonAfter;
+            }
 
-          // Durable before the database names them (the blob store fsyncs before put() resolves).
-          const packageSha256 = await deps.blobs.put(bytes);
-          const aggregateSha256 = await deps.blobs.put(sum);
-          const contributionId = newId({ prefix: 'ctb' });
-          const { count } = await recordContribution({
-            db: deps.db,
-            round,
-            robotId: robot.robotId,
-            contributionId,
-            ledgerId: newId({ prefix: 'dpl' }),
-            packageSha256,
-            packageBytes: bytes.length,
-            packageFingerprint: opened.fingerprint,
-            packageSignature: opened.signature,
-            ciphertextSha256: pkg.ciphertextSha256,
-            aggregateSha256,
-            epsilonAfter,
-            now,
-          });
-          return { contributionId, count, epsilonAfter };
-        },
-      });
-      return c.json(result, 201);
+            const key = await getHeKey({ db: deps.db, orgId: robot.orgId, version: round.keyVersion });
+            if (!key) throw new Error(`HE key version ${round.keyVersion} of round ${round.roundId} is missing`);
+            const paramSet = getParamSet({ id: key.paramSetId });
+            if (opened.ciphertexts.length !== round.ciphertextCount * paramSet.ciphertextBytes)
+              throw new IntegrityError(
+                `update package carries ${opened.ciphertexts.length} ciphertext bytes; the round needs ${round.ciphertextCount} x ${paramSet.ciphertextBytes}`,
+              );
+            let accumulator: Uint8Array | null = null;
+            if (round.aggregateSha256 !== null) {
+              accumulator = await deps.blobs.get(round.aggregateSha256);
+              if (!accumulator) throw new Error(`aggregate blob ${round.aggregateSha256} of round ${round.roundId} is missing`);
+            }
+            const aggregationStart = performance.now();
+            const sum = sumCiphertextBlocks({ accumulator, addend: opened.ciphertexts, parmsId: key.parmsId, paramSet });
+            deps.metrics.aggregationDuration.observe((performance.now() - aggregationStart) / 1000);
+
+            // Durable before the database names them (the blob store fsyncs before put() resolves); the
+            // two writes are independent, so their fsyncs overlap.
+            const [packageSha256, aggregateSha256] = await Promise.all([deps.blobs.put(bytes), deps.blobs.put(sum)]);
+            failpoint('contribution.after_blobs');
+            const contributionId = newId({ prefix: 'ctb' });
+            const { count } = await recordContribution({
+              db: deps.db,
+              round,
+              robotId: robot.robotId,
+              contributionId,
+              ledgerId: newId({ prefix: 'dpl' }),
+              packageSha256,
+              packageBytes: bytes.length,
+              packageFingerprint: opened.fingerprint,
+              packageSignature: opened.signature,
+              ciphertextSha256: pkg.ciphertextSha256,
+              aggregateSha256,
+              epsilonAfter,
+              now,
+              idempotency: idempotencyKey === null ? undefined : { key: idempotencyKey, requestSha256 },
+            });
+            failpoint('contribution.after_commit');
+            return { contributionId, count, epsilonAfter };
+          },
+        });
+      } finally {
+        releaseSlot();
+      }
+      return c.json(result, 201, replayed ? { [IDEMPOTENT_REPLAY_HEADER]: 'true' } : {});
     },
   );
 

@@ -32,7 +32,7 @@ import { actorOf, requireAuth } from '../http/auth.ts';
 import { MiB, SMALL_JSON_LIMIT, b64, base64Field, hex, idParam, limitBody, readJson } from '../http/body.ts';
 import { httpError } from '../http/errors.ts';
 import type { AppDeps, AppEnv } from '../http/context.ts';
-import { trustedOfficerKeys } from './he-keys.ts';
+import { refuseRevokedKey, trustedOfficerKeys } from './he-keys.ts';
 
 /** Round configs may list up to 8192 tensors (records allow 4 MiB); base64 adds a third. */
 const ROUND_BODY_LIMIT = 6 * MiB;
@@ -110,6 +110,7 @@ export function createRoundRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
 
     const key = await getHeKey({ db: deps.db, orgId, version: config.keyVersion });
     if (!key) throw new IntegrityError(`round config names HE key version ${config.keyVersion}, which does not exist`);
+    await refuseRevokedKey({ deps, orgId, version: key.version }); // 409 key_revoked
     const current = await getCurrentHeKey({ db: deps.db, orgId });
     if (current!.version !== key.version)
       throw httpError({ status: 409, code: 'stale_key_version', message: `round config names HE key version ${key.version}; the current version is ${current!.version}` });

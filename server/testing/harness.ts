@@ -10,6 +10,7 @@ import { closeDatabase, openDatabase, type Database } from '../db/client.ts';
 import { createFsBlobStore, type BlobStore } from '../blobs/fs-store.ts';
 import { silentLogger, type Logger } from '../logger.ts';
 import type { AppEnv } from '../http/context.ts';
+import { serverAuditKeyFromSeed, type ServerAuditKey } from '../audit/server-key.ts';
 import { toBase64 } from '../../core/bytes.ts';
 import { randomBytes } from '../../core/random.ts';
 import { generateSigningKeyPair, type SigningKeyPair } from '../../core/crypto/sign.ts';
@@ -30,12 +31,14 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function createTestServer(options: { logger?: Logger } = {}): Promise<TestServer> {
+export async function createTestServer(options: { logger?: Logger; auditKey?: ServerAuditKey } = {}): Promise<TestServer> {
   const dir = await mkdtemp(join(tmpdir(), 'tg-server-'));
   const db = await openDatabase({ url: `file:${join(dir, 'tensorguard.db')}` });
   const blobs = createFsBlobStore({ dir: join(dir, 'blobs') });
   const clock = { now: Date.now() };
-  const app = createApp({ db, blobs, now: () => clock.now, logger: options.logger ?? silentLogger });
+  // A per-test audit key (tests only; a real server loads its persistent key, server/audit/server-key.ts).
+  const auditKey = options.auditKey ?? serverAuditKeyFromSeed({ seed: randomBytes(32) });
+  const app = createApp({ db, blobs, now: () => clock.now, logger: options.logger ?? silentLogger, auditKey });
   return {
     app,
     db,
