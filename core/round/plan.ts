@@ -45,6 +45,9 @@ export function defaultFieldBits(options: { mode: DpMode; maxContributors: numbe
   const headroom = Math.ceil(Math.log2(options.maxContributors));
   const twoPerSlot = Math.floor(SLOT_BITS / 2) - headroom;
   if (options.mode !== 'distributed' && twoPerSlot >= 12) return twoPerSlot;
+  // Distributed DP adds Skellam noise in quanta: its variance grows with the scale squared, and the
+  // Poisson sampler is exact up to a mean of 1e15, so the modular encoding stays at 24 bits or fewer.
+  if (options.mode === 'distributed') return Math.min(24, SLOT_BITS - headroom);
   return Math.min(32, SLOT_BITS - headroom);
 }
 
