@@ -9,6 +9,8 @@ export const KiB = 1024;
 export const MiB = 1024 * KiB;
 /** Limit for the small JSON routes. */
 export const SMALL_JSON_LIMIT = 64 * KiB;
+/** Limit for unsafe routes that take no body (DELETE): anything beyond a stray newline is refused. */
+export const NO_BODY_LIMIT = 1 * KiB;
 
 export function limitBody(options: { maxSize: number }): MiddlewareHandler {
   const { maxSize } = options;

@@ -8,6 +8,9 @@ import type { RobotView } from '../db/robots.ts';
 import type { ServerMetrics } from '../metrics/registry.ts';
 import type { Admission } from '../operations/admission.ts';
 import type { AuditService } from '../audit/service.ts';
+import type { WriteBatcher } from '../db/write-batcher.ts';
+import type { RateLimits } from './rate-limit.ts';
+import type { SeenNonces } from './seen-nonces.ts';
 
 export interface AppDeps {
   db: Database;
@@ -21,6 +24,15 @@ export interface AppDeps {
   admission: Admission;
   /** The server audit key, signed checkpoints and bounded denial auditing (server/audit/service.ts). */
   audit: AuditService;
+  /** Group commit for nonces and rate-limit hits (server/db/write-batcher.ts). */
+  batcher: WriteBatcher;
+  /** In-memory front of the nonce table: replays this instance saw are refused without a write. */
+  seenNonces: SeenNonces;
+  rateLimits: RateLimits;
+  /** Session cookie `Secure` attribute: always (production / declared TLS proxy) or when the request is https. */
+  secureCookies: boolean;
+  /** Behind a declared reverse proxy: X-Forwarded-For / -Proto are believed (TG_TRUST_PROXY=1). */
+  trustProxy: boolean;
 }
 
 export interface PersonPrincipal {
@@ -48,5 +60,7 @@ export interface AppEnv {
     principal: Principal;
     /** The raw request body, read once by robot request authentication. */
     rawBody: Uint8Array;
+    /** The matched route template (e.g. /v1/rounds/:id), for logs. */
+    routeTemplate: string;
   };
 }

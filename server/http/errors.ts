@@ -76,7 +76,7 @@ export function createErrorHandler(options: { logger: Logger }) {
   return (error: unknown, c: Context) => {
     const { status, body } = errorToResponse({ error, logger: options.logger, requestId: c.get('requestId' as never) as string | undefined });
     const retryAfter = body.error.details?.retryAfterSeconds;
-    if (status === 503 && typeof retryAfter === 'number') c.header('retry-after', String(retryAfter));
+    if ((status === 503 || status === 429) && typeof retryAfter === 'number') c.header('retry-after', String(retryAfter));
     return c.json(body, status as ContentfulStatusCode);
   };
 }

@@ -1,0 +1,198 @@
+// The OpenAPI 3.1 document (GET /openapi.json) and its docs page (GET /docs), generated with
+// @asteasolutions/zod-to-openapi (the generator behind @hono/zod-openapi) from the same zod schemas the
+// routes validate with. Each route is listed once below with who may call it and its body limit;
+// tests/security/openapi.test.ts fails when a route of the app is missing here. Route files that
+// define their routes with OpenAPIHono + createRoute register themselves and need no entry.
+import { z } from 'zod';
+import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
+import type { ZodType } from 'zod';
+import { BootstrapBody, ChangePasswordBody, CreateUserBody, LoginBody, ReauthBody, UpdateUserBody } from '../routes/people.ts';
+import { CreateFleetBody } from '../routes/fleets.ts';
+import { AddKeyBody } from '../routes/officer-keys.ts';
+import { EnrollBody } from '../routes/robots.ts';
+import { AddHeKeyBody, RevokeBody } from '../routes/he-keys.ts';
+import { OpenRoundBody } from '../routes/rounds.ts';
+import { RejectionBody } from '../routes/decisions.ts';
+import { AuditEventBody, AuditQuery, ConsistencyQuery, InclusionQuery, LeavesQuery } from '../routes/audit.ts';
+import { idParam } from './body.ts';
+
+type Method = 'get' | 'head' | 'post' | 'put' | 'patch' | 'delete';
+
+export interface ApiRouteDoc {
+  method: Method;
+  /** Hono path (`/v1/rounds/:id`). */
+  path: string;
+  summary: string;
+  tag: string;
+  /** Who may call it, in words (the authorization test holds the exact table). */
+  access: string;
+  body?: ZodType | 'octet-stream' | 'json';
+  query?: z.ZodObject;
+  /** Response media type when not JSON. */
+  produces?: string;
+}
+
+const fleetQuery = z.object({ fleet: idParam });
+const optionalFleetQuery = z.object({ fleet: idParam.optional() });
+const release = z.strictObject({ manifest: z.string().describe('base64, signed release manifest'), payload: z.string().describe('base64, encrypted adapter') });
+const report = z.strictObject({ status: z.enum(['applied', 'failed']), adapterSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(), detail: z.string().max(500).optional() });
+const heartbeat = z.strictObject({ estop: z.enum(['armed', 'engaged', 'fault', 'unavailable']), robotTime: z.number().int().nonnegative().optional() });
+const ANY_PERSON = 'any signed-in person of the organization';
+const OFFICER = 'officer (person)';
+
+export const API_ROUTES: ApiRouteDoc[] = [
+  { method: 'get', path: '/healthz', summary: 'Liveness', tag: 'system', access: 'anyone' },
+  { method: 'get', path: '/readyz', summary: 'Readiness: database and blob store usable', tag: 'system', access: 'anyone' },
+  { method: 'get', path: '/metrics', summary: 'Prometheus metrics', tag: 'system', access: 'anyone (bind to a private network)', produces: 'text/plain' },
+  { method: 'get', path: '/openapi.json', summary: 'This document', tag: 'system', access: 'anyone' },
+  { method: 'get', path: '/docs', summary: 'A page rendering this document', tag: 'system', access: 'anyone', produces: 'text/html' },
+  { method: 'get', path: '/docs/render.js', summary: 'The docs page renderer', tag: 'system', access: 'anyone', produces: 'text/javascript' },
+  { method: 'get', path: '/docs/style.css', summary: 'The docs page stylesheet', tag: 'system', access: 'anyone', produces: 'text/css' },
+  { method: 'post', path: '/v1/bootstrap', summary: 'Create the organization and its first admin+officer (once)', tag: 'people', access: 'anyone, while the server has no user', body: BootstrapBody },
+  { method: 'post', path: '/v1/sessions', summary: 'Sign in: a new session token, also set as the HttpOnly tg_session cookie', tag: 'people', access: 'anyone (rate limited)', body: LoginBody },
+  { method: 'post', path: '/v1/sessions/reauth', summary: 'Prove the password again for the sensitive actions of the next 5 minutes', tag: 'people', access: ANY_PERSON, body: ReauthBody },
+  { method: 'delete', path: '/v1/sessions/current', summary: 'Sign out: end this session and clear the cookie', tag: 'people', access: ANY_PERSON },
+  { method: 'get', path: '/v1/me', summary: 'The signed-in user and organization', tag: 'people', access: ANY_PERSON },
+  { method: 'post', path: '/v1/users', summary: 'Create a user (recent re-authentication)', tag: 'people', access: 'admin', body: CreateUserBody },
+  { method: 'get', path: '/v1/users', summary: 'List users', tag: 'people', access: 'admin' },
+  { method: 'patch', path: '/v1/users/:id', summary: 'Change roles or disable; revokes the user’s sessions (recent re-authentication)', tag: 'people', access: 'admin', body: UpdateUserBody },
+  { method: 'post', path: '/v1/users/me/password', summary: 'Change the own password; revokes every session, returns a new one', tag: 'people', access: ANY_PERSON, body: ChangePasswordBody },
+  { method: 'post', path: '/v1/fleets', summary: 'Create a fleet with its operating envelope', tag: 'fleets', access: 'admin, officer', body: CreateFleetBody },
+  { method: 'get', path: '/v1/fleets', summary: 'List fleets', tag: 'fleets', access: ANY_PERSON },
+  { method: 'get', path: '/v1/fleets/:id', summary: 'One fleet', tag: 'fleets', access: 'any person; a robot of that fleet' },
+  { method: 'post', path: '/v1/officer-keys', summary: 'Register an officer ML-DSA-65 public key', tag: 'keys', access: OFFICER, body: AddKeyBody },
+  { method: 'get', path: '/v1/officer-keys', summary: 'Officer public keys', tag: 'keys', access: 'any person; robots of the organization' },
+  { method: 'post', path: '/v1/fleets/:id/enrollment-tokens', summary: 'A one-time robot enrollment token', tag: 'robots', access: 'admin, officer', body: 'json' },
+  { method: 'post', path: '/v1/enroll', summary: 'Enroll a robot with a one-time token', tag: 'robots', access: 'anyone holding an enrollment token', body: EnrollBody },
+  { method: 'get', path: '/v1/robots/me', summary: 'The calling robot', tag: 'robots', access: 'robot' },
+  { method: 'get', path: '/v1/robots', summary: 'List robots', tag: 'robots', access: ANY_PERSON, query: optionalFleetQuery },
+  { method: 'get', path: '/v1/robots/:id', summary: 'One robot', tag: 'robots', access: ANY_PERSON },
+  { method: 'delete', path: '/v1/robots/:id', summary: 'Revoke a robot', tag: 'robots', access: 'admin, officer' },
+  { method: 'post', path: '/v1/he-keys', summary: 'Publish an officer-signed HE key record (recent re-authentication)', tag: 'keys', access: OFFICER, body: AddHeKeyBody },
+  { method: 'get', path: '/v1/he-keys', summary: 'HE key versions', tag: 'keys', access: ANY_PERSON },
+  { method: 'get', path: '/v1/he-keys/revocations', summary: 'Signed HE key revocations', tag: 'keys', access: 'any person; robots' },
+  { method: 'get', path: '/v1/he-keys/current', summary: 'The current HE key record', tag: 'keys', access: 'any person; robots' },
+  { method: 'get', path: '/v1/he-keys/:version', summary: 'One HE key record', tag: 'keys', access: 'any person; robots' },
+  { method: 'post', path: '/v1/he-keys/:version/revoke', summary: 'Revoke an HE key version (recent re-authentication)', tag: 'keys', access: OFFICER, body: RevokeBody },
+  { method: 'post', path: '/v1/rounds', summary: 'Open a round (officer-signed config)', tag: 'rounds', access: OFFICER, body: OpenRoundBody },
+  { method: 'get', path: '/v1/rounds', summary: 'List rounds', tag: 'rounds', access: 'any person; robots (own fleet)', query: z.object({ fleet: idParam.optional(), state: z.string().optional() }) },
+  { method: 'get', path: '/v1/rounds/:id', summary: 'One round', tag: 'rounds', access: 'any person; robots (own fleet)' },
+  { method: 'post', path: '/v1/rounds/:id/close', summary: 'Close a round', tag: 'rounds', access: OFFICER, body: 'json' },
+  { method: 'get', path: '/v1/rounds/:id/aggregate', summary: 'Aggregate metadata and contribution manifest', tag: 'rounds', access: 'officer, auditor' },
+  { method: 'get', path: '/v1/rounds/:id/aggregate/ciphertext', summary: 'The aggregate ciphertext', tag: 'rounds', access: 'officer, auditor', produces: 'application/octet-stream' },
+  { method: 'get', path: '/v1/rounds/:id/contributions', summary: 'Contributions of a round', tag: 'rounds', access: 'officer, auditor' },
+  { method: 'post', path: '/v1/rounds/:id/contributions', summary: 'Upload a robot-signed encrypted update package', tag: 'contributions', access: 'robot of the round’s fleet (10/min)', body: 'octet-stream' },
+  { method: 'get', path: '/v1/rounds/:id/contributions/:cid/package', summary: 'One stored update package', tag: 'contributions', access: OFFICER, produces: 'application/octet-stream' },
+  { method: 'post', path: '/v1/rounds/:id/rejection', summary: 'Officer-signed rejection of a round', tag: 'decisions', access: OFFICER, body: RejectionBody },
+  { method: 'get', path: '/v1/rounds/:id/decision', summary: 'The round’s decision', tag: 'decisions', access: ANY_PERSON },
+  { method: 'post', path: '/v1/releases', summary: 'Publish a signed release', tag: 'releases', access: OFFICER, body: release },
+  { method: 'get', path: '/v1/releases', summary: 'Releases of a fleet', tag: 'releases', access: ANY_PERSON, query: fleetQuery },
+  { method: 'get', path: '/v1/releases/latest', summary: 'The newest release for the calling robot', tag: 'releases', access: 'robot' },
+  { method: 'get', path: '/v1/releases/:id', summary: 'One release with its payload', tag: 'releases', access: 'any person; a robot of its fleet' },
+  { method: 'post', path: '/v1/releases/:id/report', summary: 'A robot reports applying a release', tag: 'releases', access: 'robot of its fleet', body: report },
+  { method: 'get', path: '/v1/releases/:id/status', summary: 'Delivery status of a release', tag: 'releases', access: ANY_PERSON },
+  { method: 'get', path: '/v1/audit', summary: 'Audit records', tag: 'audit', access: 'admin, officer, auditor', query: AuditQuery },
+  { method: 'get', path: '/v1/audit/key', summary: 'The server’s audit signing key', tag: 'audit', access: 'admin, officer, auditor' },
+  { method: 'get', path: '/v1/audit/checkpoint', summary: 'A signed tree head', tag: 'audit', access: 'admin, officer, auditor' },
+  { method: 'get', path: '/v1/audit/leaves', summary: 'Audit leaves', tag: 'audit', access: 'admin, officer, auditor', query: LeavesQuery },
+  { method: 'get', path: '/v1/audit/proof/inclusion', summary: 'Inclusion proof (RFC 6962)', tag: 'audit', access: 'admin, officer, auditor', query: InclusionQuery },
+  { method: 'get', path: '/v1/audit/proof/consistency', summary: 'Consistency proof (RFC 6962)', tag: 'audit', access: 'admin, officer, auditor', query: ConsistencyQuery },
+  { method: 'post', path: '/v1/audit/events', summary: 'Record an officer-side event (recovery steps)', tag: 'audit', access: OFFICER, body: AuditEventBody },
+  { method: 'get', path: '/v1/dp/ledger', summary: 'Differential-privacy budget ledger of a fleet', tag: 'audit', access: ANY_PERSON, query: fleetQuery },
+  { method: 'put', path: '/v1/fleets/:id/cells/:cellId', summary: 'Store a safety cell', tag: 'safety', access: 'officer, admin', body: 'json' },
+  { method: 'get', path: '/v1/fleets/:id/cells', summary: 'Safety cells of a fleet', tag: 'safety', access: 'any person; robots of the fleet' },
+  { method: 'get', path: '/v1/fleets/:id/cells/:cellId', summary: 'One safety cell', tag: 'safety', access: 'any person; robots of the fleet' },
+  { method: 'delete', path: '/v1/fleets/:id/cells/:cellId', summary: 'Delete a safety cell', tag: 'safety', access: 'officer, admin' },
+  { method: 'post', path: '/v1/robots/me/heartbeat', summary: 'Robot e-stop heartbeat', tag: 'safety', access: 'robot', body: heartbeat },
+  { method: 'post', path: '/v1/safety/validate', summary: 'Validate one motion command', tag: 'safety', access: 'robot', body: 'json' },
+  { method: 'post', path: '/v1/safety/validate/batch', summary: 'Validate up to 64 motion commands', tag: 'safety', access: 'robot', body: 'json' },
+  { method: 'get', path: '/v1/safety/heartbeats', summary: 'Last heartbeats of a fleet', tag: 'safety', access: ANY_PERSON, query: fleetQuery },
+  { method: 'post', path: '/v1/bench/null-sink', summary: 'Benchmark sink (TG_BENCH_NULL_SINK=1 only, refused in production)', tag: 'system', access: 'anyone (development only)', body: 'octet-stream' },
+  { method: 'get', path: '/*', summary: 'The PWA: pages, scripts, workers, static assets', tag: 'pwa', access: 'anyone', produces: 'text/html' },
+  { method: 'head', path: '/*', summary: 'The PWA (HEAD)', tag: 'pwa', access: 'anyone', produces: 'text/html' },
+];
+
+/** `/v1/rounds/:id` -> `/v1/rounds/{id}`; the PWA catch-all `*` -> `/{asset}`. */
+export function openApiPath(honoPath: string): string {
+  if (honoPath === '*' || honoPath === '/*') return '/{asset}';
+  return honoPath.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+}
+
+const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string(), errorId: z.string().optional(), details: z.record(z.string(), z.unknown()).optional() }) });
+
+function register(registry: OpenAPIRegistry, r: ApiRouteDoc): void {
+  const params = [...r.path.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => m[1]!);
+  const body =
+    r.body === undefined
+      ? undefined
+      : r.body === 'octet-stream'
+        ? { content: { 'application/octet-stream': { schema: z.string().describe('binary') } } }
+        : r.body === 'json'
+          ? { content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } } }
+          : { content: { 'application/json': { schema: r.body } } };
+  registry.registerPath({
+    method: r.method,
+    path: openApiPath(r.path),
+    summary: r.summary,
+    description: `Who may call it: ${r.access}.`,
+    tags: [r.tag],
+    request: {
+      ...(params.length > 0 ? { params: z.object(Object.fromEntries(params.map((p) => [p, z.string()]))) } : {}),
+      ...(r.path === '/*' ? { params: z.object({ asset: z.string() }) } : {}),
+      ...(r.query ? { query: r.query } : {}),
+      ...(body ? { body } : {}),
+    },
+    responses: {
+      200: { description: 'success', content: r.produces ? { [r.produces]: { schema: z.string() } } : { 'application/json': { schema: z.unknown() } } },
+      default: { description: 'error: a stable code, and an errorId for 5xx', content: { 'application/json': { schema: ErrorBody } } },
+    },
+  });
+}
+
+type Definition = OpenAPIRegistry['definitions'][number];
+
+/** The definitions an OpenAPIHono route file registered, with its mount prefix (`/v1`) added. */
+export function mountedDefinitions(options: { registry: OpenAPIRegistry; prefix: string }): Definition[] {
+  return options.registry.definitions.map((d) => (d.type === 'route' ? { ...d, route: { ...d.route, path: options.prefix + d.route.path } } : d));
+}
+
+/** Builds the document from API_ROUTES plus the definitions of OpenAPIHono route files. */
+export function buildOpenApiDocument(options: { definitions?: Definition[] } = {}) {
+  const registry = new OpenAPIRegistry();
+  for (const r of API_ROUTES) register(registry, r);
+  return new OpenApiGeneratorV31([...registry.definitions, ...(options.definitions ?? [])]).generateDocument({
+    openapi: '3.1.0',
+    info: { title: 'TensorGuard sync server', version: '1', description: 'docs/API.md explains the flows; errors are { error: { code, message, errorId? } }.' },
+    servers: [{ url: '/' }],
+  });
+}
+
+/** GET /docs: a self-contained page (no CDN, the CSP forbids one) that renders /openapi.json. */
+export const DOCS_HTML = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>TensorGuard API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/docs/style.css"></head>
+<body><h1>TensorGuard API</h1><p>Generated from <a href="/openapi.json">/openapi.json</a>.</p><main id="paths">Loading…</main>
+<script src="/docs/render.js"></script></body></html>`;
+
+export const DOCS_CSS = `body{font:15px system-ui,sans-serif;margin:2rem;max-width:70rem}section{border-top:1px solid #ccc;padding:.5rem 0}
+.m{display:inline-block;min-width:4.5rem;font-weight:bold;text-transform:uppercase}code{font-size:14px}pre{background:#f4f4f4;padding:.5rem;overflow:auto;font-size:12px}`;
+
+export const DOCS_JS = `(async () => {
+  const doc = await (await fetch('/openapi.json')).json();
+  const main = document.getElementById('paths');
+  main.textContent = '';
+  const el = (tag, text) => { const e = document.createElement(tag); if (text !== undefined) e.textContent = text; return e; };
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      const s = el('section');
+      const h = el('h3'); const m = el('span', method); m.className = 'm'; h.append(m, el('code', path)); s.append(h);
+      s.append(el('p', op.summary || ''), el('p', op.description || ''));
+      const body = op.requestBody && Object.entries(op.requestBody.content)[0];
+      if (body) { s.append(el('p', 'Request body (' + body[0] + '):')); s.append(el('pre', JSON.stringify(body[1].schema, null, 2))); }
+      const params = (op.parameters || []).map((p) => p.in + ' ' + p.name + (p.required ? '' : '?'));
+      if (params.length) s.append(el('p', 'Parameters: ' + params.join(', ')));
+      main.append(s);
+    }
+  }
+})();`;
