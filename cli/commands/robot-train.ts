@@ -7,9 +7,12 @@
 //   demonstrations the scripted expert on this robot's site layouts (--site NAME; default nominal),
 //                  --episodes rollouts drawn from --seed (default: 32 fresh random bytes)
 //   training       Adam on lora_B, and lora_A unless --freeze-a (FFA-LoRA: A stays bit-identical)
-//   output         the adapter, its config naming the training stage (tensorguard_training_stage:
-//                  "imitation_learning"; offline and on-policy RL are not built yet), and the success
-//                  rate before and after on held-out scenarios of the same site
+//   stage          --round ID takes the stage from the round's signed config (verified against the pinned
+//                  officer keys), else --stage (default imitation_learning). Only imitation learning is
+//                  built: offline_rl and on_policy_rl stop with `stage_not_built`; on_policy_rl is also
+//                  refused without an officer-signed approval in the round config (`on_policy_not_approved`)
+//   output         the adapter, its config naming the training stage (tensorguard_training_stage), and
+//                  the success rate before and after on held-out scenarios of the same site
 import { readFile } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +24,9 @@ import { bytesToHex } from '../../core/bytes.ts';
 import { deriveSeed, seedFrom } from '../../core/sim/random.ts';
 import { scenarioSet, siteNames } from '../../core/sim/scenario.ts';
 import { loadPolicyWeights, loraFromAdapter, POLICY_LAYERS, loraTensorName, type PolicyLora } from '../../core/policy/mlp.ts';
-import { REFERENCE_POLICY } from '../../core/policy/reference.ts';
+import { BUILT_TRAINING_STAGES, REFERENCE_POLICY, TRAINING_STAGES, type TrainingStage } from '../../core/policy/reference.ts';
+import { roundStage } from '../../core/records/round-config.ts';
+import { fetchRound, robotClient } from './robot.ts';
 import { collectDemonstrations } from '../../core/train/demos.ts';
 import { trainLoraPolicy } from '../../core/train/bc.ts';
 import { evaluatePolicy } from '../../core/eval/evaluate.ts';
@@ -39,6 +44,33 @@ export interface RobotTrainOptions {
   seed?: string;
   site?: string;
   freezeA?: boolean;
+  stage?: string;
+  round?: string;
+}
+
+/** The stage to train: the round's signed one (--round), else --stage; refuses what is not built or approved. */
+async function trainingStage(ctx: CommandContext, opts: RobotTrainOptions): Promise<{ stage: TrainingStage; roundId: string | null }> {
+  if (opts.stage !== undefined && !(TRAINING_STAGES as readonly string[]).includes(opts.stage))
+    throw new CliError(`--stage expects one of ${TRAINING_STAGES.join(', ')}, got ${opts.stage}`, 'invalid_argument');
+  let stage = (opts.stage ?? 'imitation_learning') as TrainingStage;
+  let roundId: string | null = null;
+  let approved = false;
+  if (opts.round !== undefined) {
+    const { identity, api, pinned } = await robotClient(ctx);
+    const { config } = await fetchRound(api, identity, pinned, opts.round);
+    if (opts.stage !== undefined && opts.stage !== roundStage(config)) throw new CliError(`--stage ${opts.stage} differs from the round's signed stage ${roundStage(config)}`, 'stage_mismatch');
+    stage = roundStage(config);
+    roundId = config.roundId;
+    approved = !!config.onPolicyApproval?.reason;
+  }
+  if (stage === 'on_policy_rl' && !approved)
+    throw new CliError('on-policy training needs an officer-signed approval in the round config: open the round with --stage on_policy_rl --approve-on-policy "reason" and train with --round ID', 'on_policy_not_approved');
+  if (!BUILT_TRAINING_STAGES.includes(stage))
+    throw new CliError(
+      `the ${stage === 'offline_rl' ? 'offline RL' : 'on-policy RL'} trainer is not built yet; robot train implements imitation_learning (behaviour cloning) only`,
+      'stage_not_built',
+    );
+  return { stage, roundId };
 }
 
 export async function robotTrain(ctx: CommandContext, opts: RobotTrainOptions): Promise<Record<string, unknown>> {
@@ -47,6 +79,7 @@ export async function robotTrain(ctx: CommandContext, opts: RobotTrainOptions): 
   if (!Number.isSafeInteger(episodes) || episodes < 1 || episodes > 10_000) throw new CliError(`--episodes expects 1..10000, got ${episodes}`, 'invalid_argument');
   if (!Number.isSafeInteger(steps) || steps < 1 || steps > 1_000_000) throw new CliError(`--steps expects 1..1000000, got ${steps}`, 'invalid_argument');
   if (opts.site !== undefined && !siteNames().includes(opts.site)) throw new CliError(`--site expects one of ${siteNames().join(', ')}, got ${opts.site}`, 'invalid_argument');
+  const { stage, roundId } = await trainingStage(ctx, opts);
   let seed: Uint8Array;
   try {
     seed = opts.seed !== undefined ? seedFrom({ hex: opts.seed }) : randomBytes(32);
@@ -96,14 +129,15 @@ export async function robotTrain(ctx: CommandContext, opts: RobotTrainOptions): 
   const trained = withLora(start, lora);
   trained.config = {
     ...trained.config,
-    tensorguard_training_stage: 'imitation_learning',
+    tensorguard_training_stage: stage,
     tensorguard_training: { method: 'behaviour_cloning', episodes, demonstrationSteps: demos.dataset.count, optimizerSteps: steps, site: opts.site ?? null, freezeA: opts.freezeA === true },
   };
   await saveAdapterDir(opts.out, trained);
   return {
     out: opts.out,
     base: baseDir,
-    stage: 'imitation_learning',
+    stage,
+    roundId,
     site: opts.site ?? 'nominal',
     seed: bytesToHex(seed),
     episodes,

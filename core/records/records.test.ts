@@ -7,7 +7,7 @@ import { randomBytes } from '../random.ts';
 import { openKeyRecord, signKeyRecord, type HeKeyRecord } from './key-record.ts';
 import { openRoundConfig, signRoundConfig, type RoundConfig } from './round-config.ts';
 import { buildUpdatePackage, openUpdatePackage } from './update-package.ts';
-import { decodeReleaseManifest, encodeReleaseManifest, openReleaseManifest, signReleaseManifest, type ReleaseManifest } from './release-manifest.ts';
+import { NO_GATE, decodeReleaseManifest, encodeReleaseManifest, openReleaseManifest, signReleaseManifest, type ReleaseManifest } from './release-manifest.ts';
 import { decodeContributionManifest, encodeContributionManifest } from './contribution-manifest.ts';
 import { attestRobotKeys, decodeEnrollmentBundle, deriveAttestKey, encodeEnrollmentBundle, verifyRobotAttestation } from './enrollment.ts';
 import { signRobotRequest, verifyRobotRequest } from './request-signature.ts';
@@ -59,7 +59,7 @@ const round: RoundConfig = {
 describe('round config', () => {
   it('round-trips and refuses invalid structure at signing time', () => {
     const signed = signRoundConfig({ config: round, secretKey: officer.secretKey, publicKey: officer.publicKey });
-    expect(openRoundConfig({ bytes: signed, trustedKeys: [officer.publicKey] }).record).toEqual(round);
+    expect(openRoundConfig({ bytes: signed, trustedKeys: [officer.publicKey] }).record).toEqual({ ...round, stage: 'imitation_learning', onPolicyApproval: null, formatVersion: 2 });
     expect(() => signRoundConfig({ config: { ...round, quorum: 0 }, secretKey: officer.secretKey, publicKey: officer.publicKey })).toThrow(RangeError);
     expect(() => signRoundConfig({ config: { ...round, dp: { ...round.dp, mode: 'distributed' } }, secretKey: officer.secretKey, publicKey: officer.publicKey })).toThrow(/modular/);
   });
@@ -96,7 +96,7 @@ describe('release manifest and payload', () => {
   };
   it('round-trips, verifies, and unwraps only for the addressed robot', () => {
     const signed = signReleaseManifest({ manifest, secretKey: officer.secretKey, publicKey: officer.publicKey });
-    expect(openReleaseManifest({ bytes: signed, trustedKeys: [officer.publicKey] }).record).toEqual(manifest);
+    expect(openReleaseManifest({ bytes: signed, trustedKeys: [officer.publicKey] }).record).toEqual({ ...manifest, gate: { ...NO_GATE, failed: [], metrics: [] }, formatVersion: 2 });
     expect(() => openReleaseManifest({ bytes: signed, trustedKeys: [mallory.publicKey] })).toThrowError(expect.objectContaining({ code: 'untrusted_signer' }));
     expect(unwrapContentKey({ ...wrap, secretKey: kem.secretKey, context: ctx })).toEqual(contentKey);
     expect(() => unwrapContentKey({ ...wrap, secretKey: otherKem.secretKey, context: ctx })).toThrowError(expect.objectContaining({ code: 'decryption_failed' }));

@@ -2,16 +2,52 @@
 // adapter. It names the SHA-256 of the adapter file, a monotonically increasing release version (robots
 // refuse older versions unless the release is an officer-signed rollback), and carries the release's
 // AES-256-GCM content key wrapped per robot with ML-KEM-768, so the server cannot read the adapter.
+//
+// Version 2 (issue 5) appends the evaluation gate: its status, the evaluator, the SHA-256 of the gate
+// report, the failed checks, a metric summary and the officer's override {reason}. A failed gate is only
+// a valid manifest with an override (decode refuses it otherwise), so every verifier — robots, the
+// server — refuses a failing release nobody overrode. Version 1 manifests still decode (gate absent);
+// the fingerprint domain follows the version (`release-manifest/v1`, `release-manifest/v2`).
 import { ByteReader, ByteWriter } from '../codec/binary.ts';
 import { fingerprint } from '../codec/fingerprint.ts';
 import { FormatError } from '../errors.ts';
-import { RecordType, openSignedRecord, signRecord } from './signed.ts';
+import { RecordType, openSignedRecord, readSignedEnvelope, signRecord } from './signed.ts';
 import { KEM_SIZES } from '../crypto/kem.ts';
 import { utf8ToBytes } from '../bytes.ts';
 
 export const RELEASE_MANIFEST_DOMAIN = 'release-manifest/v1';
+export const RELEASE_MANIFEST_DOMAIN_V2 = 'release-manifest/v2';
+export const RELEASE_MANIFEST_VERSION = 2;
 const MAX_BODY = 8 * 1024 * 1024;
 const MAX_WRAPS = 100_000;
+const MAX_GATE_FAILED = 256;
+const MAX_GATE_METRICS = 512;
+
+/**
+ * none: no gate ran (rollbacks; v1-era tooling). passed / failed: the gate's verdict. not_applicable:
+ * the adapter does not fit any evaluation the officer has (e.g. not the reference policy's LoRA layout);
+ * `detail` says why.
+ */
+export type GateStatus = 'none' | 'passed' | 'failed' | 'not_applicable';
+const GATE_STATUSES: GateStatus[] = ['none', 'passed', 'failed', 'not_applicable'];
+
+export interface ReleaseGate {
+  status: GateStatus;
+  /** What evaluated the candidate, e.g. "reference-task/v1 onnxruntime-web/wasm". */
+  evaluator: string;
+  /** SHA-256 of the canonical JSON of the gate report (core/eval/reference-gate.ts gateReportSha256); zeros for none. */
+  reportSha256: Uint8Array;
+  /** Why the gate is not applicable (or other free text); may be empty. */
+  detail: string;
+  /** "<check>[<set>]" for each failed check; non-empty exactly when status is failed. */
+  failed: string[];
+  /** Metric summary: name -> value, e.g. "success_rate[nominal]" 0.95, "kl_divergence" 0.01. */
+  metrics: Array<{ name: string; value: number }>;
+  /** The officer's explicit override of a failed gate. Required when status is failed. */
+  override: { reason: string } | null;
+}
+
+export const NO_GATE: Readonly<ReleaseGate> = Object.freeze({ status: 'none', evaluator: '', reportSha256: new Uint8Array(32), detail: '', failed: [], metrics: [], override: null });
 
 export type ReleaseKind = 'release' | 'rollback';
 const KINDS: ReleaseKind[] = ['release', 'rollback'];
@@ -38,14 +74,34 @@ export interface ReleaseManifest {
   canaryFraction: number;
   createdAt: number;
   wraps: ReleaseWrap[];
+  /** Version 2: the evaluation gate (absent or NO_GATE for none). Absent in decoded version 1 manifests. */
+  gate?: ReleaseGate;
+  /** The record version it was decoded from (1 or 2); new manifests leave it unset and encode as 2. */
+  formatVersion?: 1 | 2;
+}
+
+function checkGate(g: ReleaseGate, fail: (m: string) => never): void {
+  if (!GATE_STATUSES.includes(g.status)) fail(`gate status expected ${GATE_STATUSES.join(', ')}, got ${String(g.status)}`);
+  if ((g.status === 'failed') !== (g.failed.length > 0)) fail('gate: failed checks are listed exactly when the gate failed');
+  if (g.status === 'failed' && !g.override) fail('gate: a failed gate needs an officer override with a reason');
+  if (g.override && !g.override.reason.trim()) fail('gate: an override needs a non-empty reason');
+  if (g.override && g.status === 'passed') fail('gate: a passed gate has nothing to override');
+  for (const m of g.metrics) if (!Number.isFinite(m.value)) fail(`gate metric ${m.name} is not finite`);
 }
 
 export function encodeReleaseManifest(options: { manifest: ReleaseManifest }): Uint8Array {
   const m = options.manifest;
   if (!(m.canaryFraction > 0 && m.canaryFraction <= 1)) throw new RangeError(`"canaryFraction" expected in (0, 1], got ${m.canaryFraction}`);
   if (m.releaseVersion < 1) throw new RangeError(`"releaseVersion" expected >= 1, got ${m.releaseVersion}`);
-  return new ByteWriter()
-    .header(RecordType.releaseManifest, 1)
+  const version = m.formatVersion === 1 ? 1 : 2;
+  if (version === 1 && m.gate && m.gate.status !== 'none') throw new RangeError('"gate" cannot be encoded in a version 1 release manifest');
+  const gate = m.gate ?? NO_GATE;
+  if (version === 2)
+    checkGate(gate, (msg) => {
+      throw new RangeError(msg);
+    });
+  const w = new ByteWriter()
+    .header(RecordType.releaseManifest, version)
     .str(m.releaseId, 64)
     .str(m.orgId, 64)
     .str(m.fleetId, 64)
@@ -59,13 +115,26 @@ export function encodeReleaseManifest(options: { manifest: ReleaseManifest }): U
     .u64(m.createdAt)
     .list(m.wraps, MAX_WRAPS, (w, x) => {
       w.str(x.robotId, 64).fixed(x.kemCiphertext, KEM_SIZES.ciphertext).fixed(x.wrappedKey, KEM_SIZES.wrappedKey);
-    })
-    .finish();
+    });
+  if (version === 2)
+    w.u8(GATE_STATUSES.indexOf(gate.status))
+      .str(gate.evaluator, 256)
+      .fixed(gate.reportSha256, 32)
+      .str(gate.detail, 2000)
+      .list(gate.failed, MAX_GATE_FAILED, (ww, f) => {
+        ww.str(f, 256);
+      })
+      .list(gate.metrics, MAX_GATE_METRICS, (ww, x) => {
+        ww.str(x.name, 256).f64(x.value);
+      })
+      .bool(gate.override !== null)
+      .str(gate.override?.reason ?? '', 2000);
+  return w.finish();
 }
 
 export function decodeReleaseManifest(options: { bytes: Uint8Array }): ReleaseManifest {
   const r = new ByteReader(options.bytes, 'release manifest');
-  r.header(RecordType.releaseManifest, [1]);
+  const version = r.header(RecordType.releaseManifest, [1, 2]) as 1 | 2;
   const m: ReleaseManifest = {
     releaseId: r.str(64, 'releaseId'),
     orgId: r.str(64, 'orgId'),
@@ -83,7 +152,29 @@ export function decodeReleaseManifest(options: { bytes: Uint8Array }): ReleaseMa
       kemCiphertext: rr.fixed(KEM_SIZES.ciphertext, 'kemCiphertext'),
       wrappedKey: rr.fixed(KEM_SIZES.wrappedKey, 'wrappedKey'),
     }), 'wraps'),
+    formatVersion: version,
   };
+  if (version === 2) {
+    const status = GATE_STATUSES[r.u8('gate status')];
+    if (!status) throw new FormatError('release manifest: unknown gate status');
+    const gate: ReleaseGate = {
+      status,
+      evaluator: r.str(256, 'gate evaluator'),
+      reportSha256: r.fixed(32, 'gate reportSha256'),
+      detail: r.str(2000, 'gate detail'),
+      failed: r.list(MAX_GATE_FAILED, (rr) => rr.str(256, 'failed check'), 'gate failed'),
+      metrics: r.list(MAX_GATE_METRICS, (rr) => ({ name: rr.str(256, 'metric name'), value: rr.f64('metric value') }), 'gate metrics'),
+      override: null,
+    };
+    const hasOverride = r.bool('gate override');
+    const reason = r.str(2000, 'override reason');
+    if (hasOverride) gate.override = { reason };
+    else if (reason !== '') throw new FormatError('release manifest: override reason without an override');
+    checkGate(gate, (msg) => {
+      throw new FormatError(`release manifest: ${msg}`);
+    });
+    m.gate = gate;
+  }
   r.end();
   if (!m.kind) throw new FormatError('release manifest: unknown kind');
   if (m.releaseVersion < 1) throw new FormatError('release manifest: releaseVersion must be >= 1');
@@ -92,11 +183,17 @@ export function decodeReleaseManifest(options: { bytes: Uint8Array }): ReleaseMa
   return m;
 }
 
+/** The fingerprint domain of a manifest body: it follows the record version (the body's 4th byte). */
+function domainOfBody(body: Uint8Array): string {
+  return body[3] === 1 ? RELEASE_MANIFEST_DOMAIN : RELEASE_MANIFEST_DOMAIN_V2;
+}
+
 export function signReleaseManifest(options: { manifest: ReleaseManifest; secretKey: Uint8Array; publicKey: Uint8Array }): Uint8Array {
+  const body = encodeReleaseManifest({ manifest: options.manifest });
   return signRecord({
     type: RecordType.releaseManifest,
-    domain: RELEASE_MANIFEST_DOMAIN,
-    body: encodeReleaseManifest({ manifest: options.manifest }),
+    domain: domainOfBody(body),
+    body,
     algorithm: 'ml-dsa-65',
     secretKey: options.secretKey,
     publicKey: options.publicKey,
@@ -109,10 +206,13 @@ export function openReleaseManifest(options: { bytes: Uint8Array; trustedKeys?: 
   fingerprint: Uint8Array;
   signerPublicKey: Uint8Array;
 } {
+  if (!(options.bytes instanceof Uint8Array)) throw new FormatError('release manifest: expected bytes');
+  // Peek at the body's version to pick the fingerprint domain; openSignedRecord re-parses and verifies.
+  const peek = readSignedEnvelope({ reader: new ByteReader(options.bytes, 'release manifest'), type: RecordType.releaseManifest, maxBody: MAX_BODY });
   const { envelope, fingerprint: fp } = openSignedRecord({
     bytes: options.bytes,
     type: RecordType.releaseManifest,
-    domain: RELEASE_MANIFEST_DOMAIN,
+    domain: domainOfBody(peek.body),
     algorithm: 'ml-dsa-65',
     maxBody: MAX_BODY,
     trustedKeys: options.trustedKeys,
@@ -144,5 +244,6 @@ export function decodeReleasePayload(options: { bytes: Uint8Array }): { adapterC
 }
 
 export function releaseManifestFingerprint(options: { manifest: ReleaseManifest }): Uint8Array {
-  return fingerprint({ domain: RELEASE_MANIFEST_DOMAIN, bytes: encodeReleaseManifest(options) });
+  const body = encodeReleaseManifest(options);
+  return fingerprint({ domain: domainOfBody(body), bytes: body });
 }

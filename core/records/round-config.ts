@@ -1,12 +1,23 @@
 // The round config: everything a robot needs to contribute to a round, signed by an officer (ML-DSA-65).
 // It names the base adapter by SHA-256 and its tensor schema, never its values, so the server learns
 // nothing about the model. Robots verify the signer against their pinned officer keys before using it.
+//
+// Version 2 (issue 5) appends the training stage (imitation_learning | offline_rl | on_policy_rl) and the
+// officer's approval of on-policy training {reason, approvedAt}, which an on-policy round must carry
+// (robots refuse on-policy training without it; decode refuses an on-policy config without it).
+// Version 1 configs still decode (stage absent = imitation learning, the only stage v1 knew). The
+// fingerprint domain follows the version: `round-config/v1`, `round-config/v2`.
 import { ByteReader, ByteWriter } from '../codec/binary.ts';
 import { fingerprint } from '../codec/fingerprint.ts';
 import { FormatError } from '../errors.ts';
-import { RecordType, openSignedRecord, signRecord } from './signed.ts';
+import { RecordType, openSignedRecord, readSignedEnvelope, signRecord } from './signed.ts';
 
 export const ROUND_CONFIG_DOMAIN = 'round-config/v1';
+export const ROUND_CONFIG_DOMAIN_V2 = 'round-config/v2';
+
+/** The training stages of the original design (core/policy/reference.ts TRAINING_STAGES, same order). */
+export type RoundStage = 'imitation_learning' | 'offline_rl' | 'on_policy_rl';
+export const ROUND_STAGES: readonly RoundStage[] = ['imitation_learning', 'offline_rl', 'on_policy_rl'];
 const MAX_BODY = 4 * 1024 * 1024;
 export const MAX_TENSORS = 8192;
 
@@ -39,6 +50,17 @@ export interface RoundConfig {
   /** Number of quantized values each robot sends (after the mask). */
   valueCount: number;
   ciphertextCount: number;
+  /** Version 2: the round's training stage; absent (v1) means imitation learning. */
+  stage?: RoundStage;
+  /** Version 2: the officer's explicit approval of on-policy training; required exactly for on_policy_rl. */
+  onPolicyApproval?: { reason: string; approvedAt: number } | null;
+  /** The record version it was decoded from; new configs leave it unset and encode as 2. */
+  formatVersion?: 1 | 2;
+}
+
+/** The stage a round config names (v1 configs predate stages: imitation learning). */
+export function roundStage(config: Pick<RoundConfig, 'stage'>): RoundStage {
+  return config.stage ?? 'imitation_learning';
 }
 
 const DP_MODES: DpMode[] = ['off', 'local', 'distributed'];
@@ -47,8 +69,10 @@ const ENCODINGS: QuantEncoding[] = ['offset', 'modular'];
 export function encodeRoundConfig(options: { config: RoundConfig }): Uint8Array {
   const c = options.config;
   validateRoundConfigFields(c);
-  return new ByteWriter()
-    .header(RecordType.roundConfig, 1)
+  const version = c.formatVersion === 1 ? 1 : 2;
+  if (version === 1 && (roundStage(c) !== 'imitation_learning' || c.onPolicyApproval)) throw new RangeError('a version 1 round config cannot name a training stage');
+  const w = new ByteWriter()
+    .header(RecordType.roundConfig, version)
     .str(c.roundId, 64)
     .str(c.orgId, 64)
     .str(c.fleetId, 64)
@@ -75,13 +99,18 @@ export function encodeRoundConfig(options: { config: RoundConfig }): Uint8Array 
     .f64(c.dp.delta)
     .f64(c.dp.epsilonBudget)
     .u64(c.valueCount)
-    .u32(c.ciphertextCount)
-    .finish();
+    .u32(c.ciphertextCount);
+  if (version === 2)
+    w.u8(ROUND_STAGES.indexOf(roundStage(c)))
+      .bool(!!c.onPolicyApproval)
+      .str(c.onPolicyApproval?.reason ?? '', 2000)
+      .u64(c.onPolicyApproval?.approvedAt ?? 0);
+  return w.finish();
 }
 
 export function decodeRoundConfig(options: { bytes: Uint8Array }): RoundConfig {
   const r = new ByteReader(options.bytes, 'round config');
-  r.header(RecordType.roundConfig, [1]);
+  const version = r.header(RecordType.roundConfig, [1, 2]) as 1 | 2;
   const c: RoundConfig = {
     roundId: r.str(64, 'roundId'),
     orgId: r.str(64, 'orgId'),
@@ -108,7 +137,18 @@ export function decodeRoundConfig(options: { bytes: Uint8Array }): RoundConfig {
     },
     valueCount: r.u64('valueCount'),
     ciphertextCount: r.u32('ciphertextCount'),
+    formatVersion: version,
   };
+  if (version === 2) {
+    const stage = ROUND_STAGES[r.u8('stage')];
+    if (!stage) throw new FormatError('round config: unknown training stage');
+    c.stage = stage;
+    const approved = r.bool('onPolicyApproval');
+    const reason = r.str(2000, 'onPolicyApproval reason');
+    const approvedAt = r.u64('onPolicyApproval approvedAt');
+    c.onPolicyApproval = approved ? { reason, approvedAt } : null;
+    if (!approved && (reason !== '' || approvedAt !== 0)) throw new FormatError('round config: approval fields set without an approval');
+  }
   r.end();
   try {
     validateRoundConfigFields(c);
@@ -139,17 +179,29 @@ export function validateRoundConfigFields(c: RoundConfig): void {
     fail('"quant.encoding" must be modular exactly when "dp.mode" is distributed');
   if (c.valueCount < 1) fail(`"valueCount" expected >= 1, got ${c.valueCount}`);
   if (c.ciphertextCount < 1) fail(`"ciphertextCount" expected >= 1, got ${c.ciphertextCount}`);
+  if (c.stage !== undefined && !ROUND_STAGES.includes(c.stage)) fail(`"stage" expected ${ROUND_STAGES.join(', ')}, got ${String(c.stage)}`);
+  const stage = roundStage(c);
+  if (stage === 'on_policy_rl' && !(c.onPolicyApproval && c.onPolicyApproval.reason.trim()))
+    fail('"onPolicyApproval" with a non-empty reason is required for an on_policy_rl round');
+  if (stage !== 'on_policy_rl' && c.onPolicyApproval) fail('"onPolicyApproval" is only for on_policy_rl rounds');
+}
+
+/** The fingerprint domain of a round config body: it follows the record version (the body's 4th byte). */
+function domainOfBody(body: Uint8Array): string {
+  return body[3] === 1 ? ROUND_CONFIG_DOMAIN : ROUND_CONFIG_DOMAIN_V2;
 }
 
 export function roundConfigFingerprint(options: { config: RoundConfig }): Uint8Array {
-  return fingerprint({ domain: ROUND_CONFIG_DOMAIN, bytes: encodeRoundConfig(options) });
+  const body = encodeRoundConfig(options);
+  return fingerprint({ domain: domainOfBody(body), bytes: body });
 }
 
 export function signRoundConfig(options: { config: RoundConfig; secretKey: Uint8Array; publicKey: Uint8Array }): Uint8Array {
+  const body = encodeRoundConfig({ config: options.config });
   return signRecord({
     type: RecordType.roundConfig,
-    domain: ROUND_CONFIG_DOMAIN,
-    body: encodeRoundConfig({ config: options.config }),
+    domain: domainOfBody(body),
+    body,
     algorithm: 'ml-dsa-65',
     secretKey: options.secretKey,
     publicKey: options.publicKey,
@@ -162,10 +214,12 @@ export function openRoundConfig(options: { bytes: Uint8Array; trustedKeys?: read
   fingerprint: Uint8Array;
   signerPublicKey: Uint8Array;
 } {
+  if (!(options.bytes instanceof Uint8Array)) throw new FormatError('round config: expected bytes');
+  const peek = readSignedEnvelope({ reader: new ByteReader(options.bytes, 'round config'), type: RecordType.roundConfig, maxBody: MAX_BODY });
   const { envelope, fingerprint: fp } = openSignedRecord({
     bytes: options.bytes,
     type: RecordType.roundConfig,
-    domain: ROUND_CONFIG_DOMAIN,
+    domain: domainOfBody(peek.body),
     algorithm: 'ml-dsa-65',
     maxBody: MAX_BODY,
     trustedKeys: options.trustedKeys,

@@ -157,7 +157,7 @@ describe('review and release', () => {
       roundId: r.config.roundId,
       releaseId: 'rel-1',
       releaseVersion: nextReleaseVersion({ releases: [{ releaseVersion: 1 }, { releaseVersion: 2 }] }),
-      canaryFraction: 0.25,
+      canaryFraction: 1, // the whole fleet at once (a canary fraction wraps only the canary: core/registry/rollout.test.ts)
       createdAt: 9,
       files: { adapterConfigJson: candidate.files['adapter_config.json'], adapterSafetensors: candidate.files['adapter_model.safetensors'] },
       robots: [...r.robots, stranger],
@@ -168,7 +168,7 @@ describe('review and release', () => {
     expect(release.wrapped).toEqual(['rbt_0', 'rbt_1', 'rbt_2']);
     expect(release.skipped).toEqual(['rbt_x']);
     const { record } = openReleaseManifest({ bytes: release.manifest, trustedKeys: [officer.publicKey] });
-    expect(record.canaryFraction).toBe(0.25);
+    expect(record.canaryFraction).toBe(1);
     const wrap = record.wraps.find((w) => w.robotId === 'rbt_1')!;
     const context = releaseContext({ releaseId: 'rel-1', fleetId: 'flt_1' });
     const key = unwrapContentKey({ kemCiphertext: wrap.kemCiphertext, wrappedKey: wrap.wrappedKey, secretKey: r.kemSecrets.get('rbt_1')!, context });

@@ -6,7 +6,7 @@
 //                      ──▶ RoundConfig ──▶ (DP on) one round's epsilon must fit its own budget
 // Signing is the caller's job (core/records/round-config.ts signRoundConfig) so the secret key stays
 // wherever the caller keeps it.
-import type { DpMode, RoundConfig } from '../records/round-config.ts';
+import { ROUND_STAGES, type DpMode, type RoundConfig, type RoundStage } from '../records/round-config.ts';
 import type { PeftAdapter } from '../peft/adapter.ts';
 import { adapterFingerprint, adapterSchema } from '../peft/adapter.ts';
 import { sha256 } from '../codec/fingerprint.ts';
@@ -34,6 +34,10 @@ export interface RoundOpenOptions {
   range?: number;
   /** ms since the epoch; 0 or absent = no deadline (the officer closes the round). */
   deadline?: number;
+  /** Training stage robots run (default imitation_learning). */
+  stage?: RoundStage;
+  /** Required for on_policy_rl: the officer's reason for approving on-policy training on robots. */
+  onPolicyApproval?: { reason: string };
 }
 
 export interface BuiltRoundConfig {
@@ -99,6 +103,11 @@ export function buildRoundConfig(options: {
   const maskSeed = options.maskSeed ? expectBytes('maskSeed', options.maskSeed, 32) : randomBytes(32);
   const tensors = adapterSchema({ adapter: options.template });
   const freezeA = !!o.freezeA;
+  const stage = o.stage ?? 'imitation_learning';
+  if (!ROUND_STAGES.includes(stage)) throw new TypeError(`"stage" expected ${ROUND_STAGES.join(', ')}, got ${String(stage)}`);
+  const reason = o.onPolicyApproval?.reason?.trim() ?? '';
+  if (stage === 'on_policy_rl' && !reason) throw new RangeError('"onPolicyApproval.reason" is required to open an on_policy_rl round (an explicit, signed officer approval)');
+  if (stage !== 'on_policy_rl' && o.onPolicyApproval) throw new RangeError('"onPolicyApproval" is only for on_policy_rl rounds');
   const plan = planRound({ tensors, freezeA, maskSeed, sparsity, maxContributors, fieldBits: o.fieldBits, range: o.range, dp });
   const config: RoundConfig = {
     roundId: options.roundId,
@@ -120,6 +129,8 @@ export function buildRoundConfig(options: {
     dp,
     valueCount: plan.valueCount,
     ciphertextCount: plan.ciphertextCount,
+    stage,
+    onPolicyApproval: stage === 'on_policy_rl' ? { reason, approvedAt: options.createdAt } : null,
   };
   let epsilonPerRound: number | null = null;
   if (dp.mode !== 'off') {

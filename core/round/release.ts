@@ -6,15 +6,17 @@
 //   candidate files ──loadPeftAdapter (refuse a non-adapter)──▶ encodeReleasePayload
 //       ──AES-256-GCM(contentKey, aad = release context)──▶ payload
 //   robots ──verifyRobotAttestation(attestRoot)──▶ attested ──ML-KEM-768 wrap(contentKey)──▶ wraps
-//   ReleaseManifest{adapterSha256, payloadSha256, wraps, version, canary} ──ML-DSA-65──▶ signed manifest
+//   ReleaseManifest{adapterSha256, payloadSha256, wraps, version, canary, gate} ──ML-DSA-65──▶ signed manifest
+// The gate (core/eval/reference-gate.ts releaseGateOf) is the review's verdict, metric summary and the
+// officer's override reason; a failed gate without an override cannot be encoded, so it cannot be signed.
 import { bytesToHex } from '../bytes.ts';
 import { sha256 } from '../codec/fingerprint.ts';
-import { randomBytes } from '../random.ts';
 import { expectBytes, expectFinite, expectInteger } from '../errors.ts';
 import { wrapContentKey, sealPayload } from '../crypto/kem.ts';
 import { deriveAttestKey, verifyRobotAttestation } from '../records/enrollment.ts';
-import { encodeReleasePayload, openReleaseManifest, releaseContext, signReleaseManifest, type ReleaseWrap } from '../records/release-manifest.ts';
+import { NO_GATE, encodeReleasePayload, openReleaseManifest, releaseContext, signReleaseManifest, type ReleaseGate, type ReleaseWrap } from '../records/release-manifest.ts';
 import { loadPeftAdapter } from '../peft/adapter.ts';
+import { releaseContentKey, selectRolloutRobots } from '../registry/rollout.ts';
 
 /** A robot as the server lists it (GET /v1/robots), decoded. */
 export interface ReleaseRobot {
@@ -74,6 +76,8 @@ export interface SignedRelease {
   wrapped: string[];
   /** Robots left out: revoked, or keys not attested by this officer. */
   skipped: string[];
+  /** Attested robots outside the canary: their keys come with the promotion (core/registry/rollout.ts). */
+  pending?: string[];
 }
 
 /** Builds and signs a release of a reviewed candidate (its two PEFT files) for one fleet. */
@@ -89,16 +93,24 @@ export function buildSignedRelease(options: {
   robots: readonly ReleaseRobot[];
   attestRoot: Uint8Array;
   signer: { secretKey: Uint8Array; publicKey: Uint8Array };
+  /** The evaluation gate's outcome (releaseGateOf); absent = no gate ran (status none). */
+  gate?: ReleaseGate;
 }): SignedRelease {
   const releaseVersion = expectInteger('releaseVersion', options.releaseVersion, 1, 0xffffffff);
   const canaryFraction = expectFinite('canaryFraction', options.canaryFraction, Number.MIN_VALUE, 1);
   const { adapterConfigJson, adapterSafetensors } = options.files;
+  const gate = options.gate ?? NO_GATE;
+  if (gate.status === 'failed' && !gate.override?.reason.trim())
+    throw new RangeError('"gate" failed: a release needs the officer\'s override with a reason');
   // Refuse to release anything that is not a valid PEFT adapter.
   loadPeftAdapter({ files: { 'adapter_config.json': adapterConfigJson, 'adapter_model.safetensors': adapterSafetensors } });
   const { attested, skipped } = attestedRobots({ robots: options.robots, fleetId: options.fleetId, attestRoot: options.attestRoot });
   const context = releaseContext({ releaseId: options.releaseId, fleetId: options.fleetId });
-  const contentKey = randomBytes(32);
-  const wraps: ReleaseWrap[] = attested.map((r) => ({ robotId: r.id, ...wrapContentKey({ contentKey, recipientPublicKey: r.kemPublicKey, context }) }));
+  // Canary first: only the canary robots get the key now; the promotion wraps it for the rest.
+  const canary = new Set(selectRolloutRobots({ releaseId: options.releaseId, robotIds: attested.map((r) => r.id), canaryFraction, stage: 'canary' }));
+  const pending = attested.filter((r) => !canary.has(r.id)).map((r) => r.id);
+  const contentKey = releaseContentKey({ attestRoot: options.attestRoot, fleetId: options.fleetId, releaseId: options.releaseId });
+  const wraps: ReleaseWrap[] = attested.filter((r) => canary.has(r.id)).map((r) => ({ robotId: r.id, ...wrapContentKey({ contentKey, recipientPublicKey: r.kemPublicKey, context }) }));
   const payload = sealPayload({ key: contentKey, plaintext: encodeReleasePayload({ adapterConfigJson, adapterSafetensors }), aad: context });
   contentKey.fill(0);
   const adapterSha256 = sha256(adapterSafetensors);
@@ -116,12 +128,13 @@ export function buildSignedRelease(options: {
       canaryFraction,
       createdAt: options.createdAt,
       wraps,
+      gate,
     },
     secretKey: options.signer.secretKey,
     publicKey: options.signer.publicKey,
   });
   const { fingerprint } = openReleaseManifest({ bytes: manifest, trustedKeys: [options.signer.publicKey] });
-  return { manifest, payload, fingerprint, adapterSha256, releaseId: options.releaseId, releaseVersion, wrapped: attested.map((r) => r.id), skipped };
+  return { manifest, payload, fingerprint, adapterSha256, releaseId: options.releaseId, releaseVersion, wrapped: wraps.map((w) => w.robotId), skipped, pending };
 }
 
 /** Hex summary of a signed release for reports and outboxes. */

@@ -1,5 +1,6 @@
-// The PWA's HTTP client for the sync server on the same origin: JSON and binary calls with the session
-// token as a Bearer header, server errors as ApiError with the server's stable code, and "offline"
+// The PWA's HTTP client for the sync server on the same origin: JSON and binary calls authenticated by
+// the HttpOnly `tg_session` cookie (the browser sends it, and Sec-Fetch-Site: same-origin with it; no
+// script holds the token), server errors as ApiError with the server's stable code, and "offline"
 // (status 0) when the network is down. Large downloads report progress.
 import { auth, sessionExpired } from './session.svelte.ts';
 import { network } from './network.svelte.ts';
@@ -21,10 +22,7 @@ export function isOffline(error: unknown): boolean {
 }
 
 function headers(extra: Record<string, string> = {}): Record<string, string> {
-  const h: Record<string, string> = { ...extra };
-  const token = auth.session?.token;
-  if (token) h.authorization = `Bearer ${token}`;
-  return h;
+  return { ...extra };
 }
 
 async function failure(res: Response, method: string, path: string): Promise<ApiError> {
@@ -46,7 +44,7 @@ async function failure(res: Response, method: string, path: string): Promise<Api
 export async function send(method: string, path: string, init: { body?: BodyInit; headers?: Record<string, string> } = {}): Promise<Response> {
   let res: Response;
   try {
-    res = await fetch(path, { method, headers: headers(init.headers), body: init.body, cache: 'no-store' });
+    res = await fetch(path, { method, headers: headers(init.headers), body: init.body, cache: 'no-store', credentials: 'same-origin' });
   } catch (err) {
     network.online = false; // whatever navigator.onLine says, the server is out of reach
     throw new ApiError(`the server cannot be reached (${(err as Error).message})`, 0, 'offline');

@@ -6,9 +6,12 @@ import Dexie, { type EntityTable } from 'dexie';
 import type { ContributionJson, DecisionJson, FleetJson, LedgerJson, OrgJson, ReleaseSummaryJson, RobotJson, RoundJson, UserJson } from './types.ts';
 import type { ReviewOutcome, VerificationSummary } from '../../workers/he/api.ts';
 
+/**
+ * Who is signed in, for the UI (also offline). The session token itself is not here: it lives only in
+ * the HttpOnly `tg_session` cookie, out of reach of page scripts (docs/SECURITY.md).
+ */
 export interface SessionRow {
   id: 'current';
-  token: string;
   expiresAt: number;
   user: UserJson;
   org: OrgJson;

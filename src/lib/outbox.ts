@@ -15,8 +15,7 @@ export async function enqueueDecision(row: Omit<OutboxRow, 'status' | 'attempts'
 }
 
 async function sendOne(item: OutboxRow): Promise<void> {
-  const token = auth.session?.token;
-  if (!token) {
+  if (!auth.session) {
     await db.outbox.update(item.id, { status: 'pending', lastError: { status: 401, code: 'not_signed_in', message: 'sign in to send this decision' } });
     return;
   }
@@ -25,7 +24,9 @@ async function sendOne(item: OutboxRow): Promise<void> {
   try {
     res = await fetch(item.path, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'idempotency-key': item.idempotencyKey },
+      // Authenticated by the HttpOnly session cookie.
+      headers: { 'content-type': 'application/json', 'idempotency-key': item.idempotencyKey },
+      credentials: 'same-origin',
       body: item.body,
       cache: 'no-store',
     });

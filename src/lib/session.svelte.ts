@@ -1,6 +1,8 @@
-// Who is signed in: the session token (from POST /v1/bootstrap or /v1/sessions) kept in the UI's
-// IndexedDB, shared as rune state. Signing out ends the session on the server and forgets the token;
-// the officer's keys stay in the workers' key store (Settings can remove them).
+// Who is signed in: the user and organization (from POST /v1/bootstrap or /v1/sessions) kept in the UI's
+// IndexedDB, shared as rune state. The session token itself travels only in the HttpOnly `tg_session`
+// cookie the server sets: no script here ever sees it, so an injected script cannot steal it. Signing
+// out ends the session on the server, which clears the cookie; the officer's keys stay in the workers'
+// key store (Settings can remove them).
 import { db, type SessionRow } from './db.ts';
 import type { OrgJson, UserJson } from './types.ts';
 
@@ -8,18 +10,23 @@ export const auth = $state<{ ready: boolean; session: SessionRow | null; expired
 
 export async function loadSession(): Promise<void> {
   const row = (await db.session.get('current')) ?? null;
+  // Rows from before the cookie switch carried the token: drop it.
+  if (row && 'token' in row) {
+    delete (row as Partial<{ token: string }>).token;
+    await db.session.put(row);
+  }
   auth.session = row && row.expiresAt > Date.now() ? row : null;
   auth.ready = true;
 }
 
-async function remember(body: { token: string; expiresAt: number; user: UserJson; org?: OrgJson }): Promise<void> {
+async function remember(body: { expiresAt: number; user: UserJson; org?: OrgJson }): Promise<void> {
   let org = body.org;
   if (!org) {
-    const me = await fetch('/v1/me', { headers: { authorization: `Bearer ${body.token}` } });
+    const me = await fetch('/v1/me', { cache: 'no-store' });
     if (!me.ok) throw new Error(`signed in, but /v1/me answered ${me.status}`);
     org = ((await me.json()) as { org: OrgJson }).org;
   }
-  const row: SessionRow = { id: 'current', token: body.token, expiresAt: body.expiresAt, user: body.user, org };
+  const row: SessionRow = { id: 'current', expiresAt: body.expiresAt, user: body.user, org };
   await db.session.put(row);
   auth.session = row;
   auth.expired = false;
@@ -50,13 +57,12 @@ export async function bootstrapOrganization(options: { org: string; user: string
 }
 
 export async function signOut(): Promise<void> {
-  const token = auth.session?.token;
-  if (token) await fetch('/v1/sessions/current', { method: 'DELETE', headers: { authorization: `Bearer ${token}` } }).catch(() => undefined);
+  if (auth.session) await fetch('/v1/sessions/current', { method: 'DELETE' }).catch(() => undefined);
   await db.session.delete('current');
   auth.session = null;
 }
 
-/** A 401 from the server: the token is no longer valid (expired or signed out elsewhere). */
+/** A 401 from the server: the session is no longer valid (expired, idle too long, or revoked). */
 export function sessionExpired(): void {
   auth.expired = true;
 }

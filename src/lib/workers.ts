@@ -5,11 +5,23 @@ import * as Comlink from 'comlink';
 import { registerTransferHandlers } from '../../workers/transfer.ts';
 import type { HeWorkerApi } from '../../workers/he/api.ts';
 import type { SigningWorkerApi } from '../../workers/signing/api.ts';
+import type { EvalWorkerApi } from '../../workers/eval/api.ts';
 
 export { moving, WorkerError, type ProgressCallback } from '../../workers/transfer.ts';
 
 let he: Comlink.Remote<HeWorkerApi> | null = null;
 let signer: Comlink.Remote<SigningWorkerApi> | null = null;
+let evaluator: Comlink.Remote<EvalWorkerApi> | null = null;
+
+/** The eval worker: the review's evaluation gate (onnxruntime-web, WASM) on the reference policy. */
+export function evalWorker(): Comlink.Remote<EvalWorkerApi> {
+  if (!evaluator) {
+    registerTransferHandlers();
+    const worker = new Worker(new URL('../../workers/eval/eval-worker.ts', import.meta.url), { type: 'module', name: 'tensorguard-eval' });
+    evaluator = Comlink.wrap<EvalWorkerApi>(worker);
+  }
+  return evaluator;
+}
 
 export function heWorker(): Comlink.Remote<HeWorkerApi> {
   if (!he) {

@@ -217,7 +217,7 @@ describe('an encrypted round through the CLI', () => {
   });
 
   it('releases; robots refuse a release not signed by a pinned officer key and apply the real one', async () => {
-    const rel = await cli(officerHome(), 'officer', 'release', '--round', roundId, '--canary', '0.5');
+    const rel = await cli(officerHome(), 'officer', 'release', '--round', roundId, '--canary', '1');
     expect(rel.code, rel.stderr + rel.stdout).toBe(0);
     expect(rel.json.robots).toBe(3);
     const mallory = generateSigningKeyPair({ algorithm: 'ml-dsa-65' });

@@ -1,0 +1,86 @@
+// The eval worker's API: the review's evaluation gate in the browser, with onnxruntime-web (WASM, one
+// thread) running the shipped reference policy (static/models/reference-policy.onnx, precached by the
+// service worker so it works offline). It calls the same core function as `tensorguard officer review`
+// (core/eval/reference-gate.ts runReferenceGateOnnx): same sets, same runners, same verdict.
+//
+//   candidate handle ──key store (workers/keystore)──▶ candidate adapter (never leaves the worker)
+//   template adapter (the deployed policy) + candidate ──runReferenceGateOnnx──▶ GateReport ──▶ UI
+// The candidate is read from the key store here, so the UI never holds the decrypted adapter; what goes
+// back is the report (rates, violations, forces, KL, the verdict), which is what the officer reviews.
+import { loadPeftAdapter, adapterSchema } from '../../core/peft/adapter.ts';
+import { IntegrityError } from '../../core/errors.ts';
+import { notApplicableGateReport, referenceGateApplicability, runReferenceGateOnnx, type GateReport, type GateSetCounts } from '../../core/eval/reference-gate.ts';
+import type { OrtModuleLike } from '../../core/eval/runners.ts';
+import { openVault } from '../keystore/vault.ts';
+import { decodeCandidate } from '../keystore/candidates.ts';
+import { bytesOf, type BytesLike, type ProgressCallback } from '../transfer.ts';
+
+/** Where the PWA serves the reference policy (SvelteKit serves static/ at the root). */
+export const REFERENCE_MODEL_URL = '/models/reference-policy.onnx';
+
+export interface EvalWorkerApi {
+  /**
+   * Runs the evaluation gate of a reviewed candidate (key-store handle from the HE worker) against the
+   * round's template adapter (the policy robots run now).
+   */
+  evaluateCandidate(
+    options: { roundId: string; candidateHandle: string; template: { adapterConfigJson: BytesLike; adapterSafetensors: BytesLike }; counts?: Partial<GateSetCounts> },
+    onProgress?: ProgressCallback,
+  ): Promise<GateReport>;
+}
+
+async function loadOrt(): Promise<OrtModuleLike> {
+  // The WASM-only build: no WebGPU/WebGL code in the worker. One thread: no SharedArrayBuffer needed
+  // (the PWA is not cross-origin isolated) and the same arithmetic as the CLI.
+  const ort = await import('onnxruntime-web/wasm');
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.proxy = false;
+  return ort as unknown as OrtModuleLike;
+}
+
+async function webCryptoSha256Hex(bytes: Uint8Array): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+export function createEvalWorkerApi(options: { fetchModel?: () => Promise<Uint8Array> } = {}): EvalWorkerApi {
+  const vault = openVault();
+  let model: Uint8Array | null = null;
+  const fetchModel =
+    options.fetchModel ??
+    (async () => {
+      const res = await fetch(REFERENCE_MODEL_URL);
+      if (!res.ok) throw new IntegrityError(`the reference policy model is not available (${res.status})`);
+      return new Uint8Array(await res.arrayBuffer());
+    });
+
+  return {
+    async evaluateCandidate(o, onProgress) {
+      const stored = await vault.getSecret(o.candidateHandle);
+      if (!stored) throw new IntegrityError('the reviewed candidate is not on this device any more: review the round again');
+      const c = decodeCandidate(stored);
+      if (c.roundId !== o.roundId) throw new IntegrityError('the candidate belongs to another round');
+      const candidate = loadPeftAdapter({ files: { 'adapter_config.json': c.adapterConfigJson, 'adapter_model.safetensors': c.adapterSafetensors } });
+      const deployed = loadPeftAdapter({ files: { 'adapter_config.json': await bytesOf(o.template.adapterConfigJson), 'adapter_model.safetensors': await bytesOf(o.template.adapterSafetensors) } });
+      const candidateAdapterSha256 = await webCryptoSha256Hex(c.adapterSafetensors);
+      const tensors = adapterSchema({ adapter: candidate });
+      const applicability = referenceGateApplicability({ tensors });
+      // Not the reference policy's layout: say so (no model load, no number).
+      if (!applicability.applicable) return notApplicableGateReport({ roundId: o.roundId, candidateAdapterSha256, reason: applicability.reason });
+      onProgress?.(0, 1, 'loading the reference policy (ONNX)');
+      model ??= await fetchModel();
+      return runReferenceGateOnnx({
+        ort: await loadOrt(),
+        model,
+        roundId: o.roundId,
+        tensors,
+        deployed,
+        candidate,
+        candidateAdapterSha256,
+        runtime: 'onnxruntime-web/wasm (browser worker)',
+        counts: o.counts,
+        onProgress: (done, total, phase) => onProgress?.(done, total, `${phase}: set ${done} of ${total}`),
+      });
+    },
+  };
+}
