@@ -141,6 +141,7 @@ test('officer flow in the browser, robots on the CLI, no secret ever leaves the 
     await expect(page.getByRole('img', { name: /Mean update, all values/ })).toBeVisible();
     await page.getByLabel('Canary fraction').fill('0.5');
     await shots('review');
+    await page.getByLabel('Canary fraction').fill('1'); // all three robots at once (tests/e2e/deploy.spec.ts covers a canary)
     await page.getByRole('button', { name: 'Sign release' }).click();
     await expect(page.getByTestId('decision-status')).toHaveAttribute('data-status', 'sent', { timeout: 60_000 });
     await shots('review-released');
@@ -175,7 +176,7 @@ test('officer flow in the browser, robots on the CLI, no secret ever leaves the 
     await page.goto(`${suite.url}/releases`);
     await page.getByRole('link', { name: /Status per robot/ }).click();
     await expect(page.getByTestId('delivered-count')).toHaveText('3');
-    await expect(page.getByTestId('applied-count')).toHaveText('1');
+    await expect(page.getByTestId('applied-count')).toHaveText('3'); // robot pull reports applied itself
     await shots('release-status');
   });
 
@@ -215,19 +216,28 @@ async function runWithBackupPassphrase(s: Suite, home: string, ...args: string[]
   return runCli([...args, '--json', '--home', home], { ...s.env, TG_BACKUP_PASSPHRASE: BACKUP_PASSPHRASE });
 }
 
+/**
+ * The session token, for the test's own API calls: the PWA keeps it only in the HttpOnly `tg_session`
+ * cookie (page scripts cannot read it; the browser context can), never in IndexedDB.
+ */
 async function sessionToken(page: import('@playwright/test').Page): Promise<string> {
-  return page.evaluate(
+  const stored = await page.evaluate(
     () =>
-      new Promise<string>((resolve, reject) => {
+      new Promise<Record<string, unknown> | undefined>((resolve, reject) => {
         const r = indexedDB.open('tensorguard-app');
         r.onsuccess = () => {
           const get = r.result.transaction('session').objectStore('session').get('current');
-          get.onsuccess = () => resolve(get.result.token);
+          get.onsuccess = () => resolve(get.result);
           get.onerror = () => reject(get.error);
         };
         r.onerror = () => reject(r.error);
       }),
   );
+  expect(stored && 'token' in stored).toBe(false);
+  expect(await page.evaluate(() => document.cookie)).not.toContain('tg_session');
+  const cookie = (await page.context().cookies()).find((c) => c.name === 'tg_session');
+  expect(cookie?.httpOnly).toBe(true);
+  return cookie!.value;
 }
 
 /** What a robot sends after applying a release (the robot CLI does not report yet): a signed request. */

@@ -88,6 +88,7 @@ test('offline review and signing; the outbox sends once; a conflicting decision 
       await page.getByRole('button', { name: 'Decrypt the verified aggregate' }).click();
       await expect(page.getByTestId('decrypted')).toBeVisible({ timeout: 60_000 });
       await expect(page.getByText(`Signed as release v${i + 1}`)).toBeVisible();
+      await page.getByLabel('Canary fraction').fill('1'); // both robots pull it below (a canary wraps only for the canary)
       await page.getByRole('button', { name: 'Sign release' }).click();
       await expect(page.getByTestId('decision-status')).toHaveAttribute('data-status', 'pending');
       await expect(page.getByTestId('decision-status')).toContainText('waiting for the network');
