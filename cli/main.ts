@@ -77,6 +77,18 @@ export function buildProgram(): Command {
     .requiredOption('--org <name>', 'organization name')
     .requiredOption('--user <name>', 'first admin user name (also an officer)')
     .action(run(async (ctx, o: { server: string; org: string; user: string }) => (await import('./commands/session.ts')).adminBootstrap(ctx, o)));
+  admin
+    .command('backup')
+    .description('(operator, on the server host) consistent snapshot of the database and every blob it references, also while the server runs')
+    .requiredOption('--out <file>', 'backup file to write (mode 0600; it holds the server audit key)')
+    .option('--data-dir <dir>', 'server data directory (default $DATA_DIR or ./data); blobs from TG_BLOB_STORE / S3_* like the server')
+    .action(run(async (ctx, o: { out: string; dataDir?: string }) => (await import('./commands/admin-backup.ts')).adminBackup(ctx, o)));
+  admin
+    .command('restore')
+    .description('(operator) restore a backup into a fresh data directory (blobs into TG_BLOB_STORE / S3_* or <dir>/blobs)')
+    .requiredOption('--from <file>', 'backup file')
+    .requiredOption('--data-dir <dir>', 'fresh data directory to create')
+    .action(run(async (ctx, o: { from: string; dataDir: string }) => (await import('./commands/admin-backup.ts')).adminRestore(ctx, o)));
 
   program
     .command('login')
@@ -132,6 +144,8 @@ export function buildProgram(): Command {
     .option('--field-bits <b>', 'bits per quantized value', int('--field-bits'))
     .option('--range <r>', 'largest absolute value a robot sends (sets the quantization scale)', num('--range'))
     .option('--deadline <iso>', 'deadline (ISO 8601)')
+    .addOption(new Option('--stage <stage>', 'training stage robots run (on_policy_rl needs --approve-on-policy)').choices(['imitation_learning', 'offline_rl', 'on_policy_rl']).default('imitation_learning'))
+    .option('--approve-on-policy <reason>', 'the officer\'s signed approval of on-policy training on robots, with its reason')
     .action(run(async (ctx, o: Record<string, unknown>) => (await import('./commands/officer.ts')).officerRoundOpen(ctx, o as never)));
   round
     .command('close')
@@ -143,14 +157,32 @@ export function buildProgram(): Command {
     .description('verify the contribution manifest, re-add and decrypt the aggregate, write the candidate adapter and report.json')
     .requiredOption('--round <id>', 'round id')
     .requiredOption('--out <dir>', 'output directory')
-    .action(run(async (ctx, o: { round: string; out: string }) => (await import('./commands/officer.ts')).officerReview(ctx, o)));
+    .option('--gate-scenarios <n>', 'held-out scenarios per set for the evaluation gate (default 60 nominal, 30 per site, 45 OOD)', int('--gate-scenarios'))
+    .action(run(async (ctx, o: { round: string; out: string; gateScenarios?: number }) => (await import('./commands/officer.ts')).officerReview(ctx, o)));
   officer
     .command('release')
     .description('sign and publish the reviewed candidate, its key wrapped for each enrolled robot')
     .requiredOption('--round <id>', 'round id')
     .option('--canary <fraction>', 'canary fraction recorded in the release', num('--canary'))
-    .action(run(async (ctx, o: { round: string; canary?: number }) => (await import('./commands/officer.ts')).officerRelease(ctx, o)));
+    .option('--override-gate <reason>', 'release although the evaluation gate failed; the reason is signed into the manifest and audited')
+    .action(run(async (ctx, o: { round: string; canary?: number; overrideGate?: string }) => (await import('./commands/officer.ts')).officerRelease(ctx, o)));
 
+  officer
+    .command('promote')
+    .description('promote a canary release: sign the next version with the same adapter, wrapped for every enrolled robot')
+    .requiredOption('--release <id>', 'the canary release id')
+    .action(run(async (ctx, o: { release: string }) => (await import('./commands/officer-deploy.ts')).officerPromote(ctx, o)));
+  officer
+    .command('rollback')
+    .description("sign a rollback: the next version restores release version N's adapter (robots accept it because it is newer)")
+    .requiredOption('--fleet <id>', 'fleet id')
+    .requiredOption('--to-version <n>', 'the release version to restore', int('--to-version'))
+    .action(run(async (ctx, o: { fleet: string; toVersion: number }) => (await import('./commands/officer-deploy.ts')).officerRollback(ctx, o)));
+  officer
+    .command('canary')
+    .description("a release's canary status: robots, telemetry and the rollback triggers the server flags")
+    .requiredOption('--release <id>', 'release id')
+    .action(run(async (ctx, o: { release: string }) => (await import('./commands/officer-deploy.ts')).officerCanary(ctx, o)));
   officer
     .command('reject')
     .description('sign and publish the rejection of a finalized round (its one decision, instead of a release)')
@@ -250,6 +282,15 @@ export function buildProgram(): Command {
     .requiredOption('--out <dir>', 'output directory')
     .action(run(async (ctx, o: { out: string }) => (await import('./commands/robot.ts')).robotPull(ctx, o)));
   robot
+    .command('report')
+    .description('report one window of canary telemetry for a release this robot runs (robot-signed)')
+    .requiredOption('--release <id>', 'release id')
+    .requiredOption('--success-rate <x>', 'fraction of successful runs in [0, 1]', num('--success-rate'))
+    .requiredOption('--safety-events <n>', 'safety events in the window', int('--safety-events'))
+    .requiredOption('--p99-ms <ms>', 'p99 latency in milliseconds', num('--p99-ms'))
+    .option('--runs <n>', 'runs in the window (default 100)', int('--runs'))
+    .action(run(async (ctx, o: { release: string; successRate: number; safetyEvents: number; p99Ms: number; runs?: number }) => (await import('./commands/robot-report.ts')).robotReport(ctx, o)));
+  robot
     .command('train')
     .description('fine-tune the reference policy\'s LoRA adapter on this robot\'s demonstrations (behaviour cloning); writes a PEFT adapter to push')
     .requiredOption('--out <dir>', 'output directory for the trained adapter')
@@ -259,6 +300,8 @@ export function buildProgram(): Command {
     .option('--seed <hex>', '32-byte seed in hex (default: random)')
     .option('--site <name>', 'the site layouts the demonstrations come from (site-a, site-b, site-c; default nominal)')
     .option('--freeze-a', 'train lora_B only, keeping lora_A of the start adapter (FFA-LoRA rounds)')
+    .option('--round <id>', 'train for this round: its officer-signed config names the stage (and approves on-policy training)')
+    .option('--stage <stage>', 'imitation_learning (default; the only stage built), offline_rl or on_policy_rl (not built yet)')
     .action(run(async (ctx, o: Record<string, unknown>) => (await import('./commands/robot-train.ts')).robotTrain(ctx, o as never)));
 
   const dp = program.command('dp').description('differential privacy tools');
@@ -279,9 +322,16 @@ export function buildProgram(): Command {
     .command('demo')
     .description('run complete rounds against a real server on a loopback port with N robot homes')
     .option('--robots <n>', 'robots', int('--robots'), 3)
-    .option('--params <p>', 'trainable parameters per adapter (approximate)', int('--params'), 100_000)
+    .option('--params <p>', 'synthetic task: trainable parameters per adapter (approximate)', int('--params'), 100_000)
     .option('--rounds <r>', 'rounds', int('--rounds'), 1)
+    .addOption(new Option('--task <task>', 'reference: robots train the reference policy on their own sites and the demo measures held-out task success (HE/DP vs plaintext); synthetic: random updates of a Llama-style adapter of --params').choices(['reference', 'synthetic']).default('reference'))
+    .option('--episodes <n>', 'reference task: demonstration episodes per robot (default 40)', int('--episodes'))
+    .option('--train-steps <n>', 'reference task: optimizer steps per robot (default 1500)', int('--train-steps'))
+    .option('--gate-scenarios <n>', 'reference task: held-out scenarios per set (default 60 nominal, 30 per site, 45 OOD)', int('--gate-scenarios'))
     .addOption(new Option('--dp-mode <mode>', 'differential privacy').choices(['off', 'local', 'distributed']).default('off'))
+    .option('--clip <c>', 'DP: L2 clip of each robot\'s update (default 1)', num('--clip'))
+    .option('--noise-multiplier <z>', 'DP: noise standard deviation / clip (default 1)', num('--noise-multiplier'))
+    .option('--epsilon-budget <e>', 'DP: per-robot epsilon budget (default 10)', num('--epsilon-budget'))
     .option('--freeze-a', 'FFA-LoRA rounds')
     .option('--sparsity <f>', 'fraction of values sent', num('--sparsity'))
     .option('--field-bits <b>', 'bits per quantized value', int('--field-bits'))

@@ -13,11 +13,15 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app.ts';
 import { closeDatabase, openDatabase } from './db/client.ts';
-import { createFsBlobStore, sweepTemporaryFiles } from './blobs/fs-store.ts';
+import { reclaimDeadLocalLeases } from './db/leases.ts';
+import { sweepTemporaryFiles } from './blobs/fs-store.ts';
+import { blobStoreConfigFromEnv, createBlobStore, type BlobStoreConfig } from './blobs/select.ts';
 import { createJsonLogger, type Logger } from './logger.ts';
 import { loadOrCreateServerAuditKey } from './audit/server-key.ts';
 import { Admission } from './operations/admission.ts';
 import { resolveLimits, type OperationalLimits } from './operations/limits.ts';
+import { assertServerConfig } from './config.ts';
+import { rateLimitsFromEnv, type RateLimits } from './http/rate-limit.ts';
 
 export interface RunningServer {
   url: string;
@@ -38,22 +42,39 @@ export async function startServer(options: {
   benchNullSink?: boolean;
   /** The audit checkpoint signing key file (default <dataDir>/audit-signing-key.json; TG_SERVER_KEY_FILE). */
   auditKeyFile?: string;
+  /** The blob store (server/blobs/select.ts); default from TG_BLOB_STORE / S3_* (the filesystem under dataDir). */
+  blobStore?: BlobStoreConfig;
+  /**
+   * The environment the configuration checks read (server/config.ts): TG_ENV=production refuses to
+   * start with weak or missing secrets, development-only settings or plain HTTP. Default: none (tests).
+   */
+  env?: Record<string, string | undefined>;
+  rateLimits?: Partial<RateLimits>;
 }): Promise<RunningServer> {
+  const env = options.env ?? {};
+  const config = assertServerConfig({ ...env, ...(options.benchNullSink ? { TG_BENCH_NULL_SINK: '1' } : {}) });
+  const rateLimits = { ...rateLimitsFromEnv(env), ...options.rateLimits };
   const logger = options.logger ?? createJsonLogger();
   const limits = resolveLimits(options.limits);
   const dataDir = resolve(options.dataDir);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const blobDir = join(dataDir, 'blobs');
-  await mkdir(blobDir, { recursive: true, mode: 0o700 });
-  // Temp files of writes a crash interrupted (never renamed into place, never named by the database).
-  const swept = await sweepTemporaryFiles({ dir: blobDir });
-  if (swept > 0) logger.info('removed temporary blob files left by an interrupted write', { count: swept });
+  const blobConfig = options.blobStore ?? blobStoreConfigFromEnv({ env: process.env, dataDir });
+  if (blobConfig.kind === 'fs') {
+    const blobDir = blobConfig.dir!;
+    await mkdir(blobDir, { recursive: true, mode: 0o700 });
+    // Temp files of writes a crash interrupted (never renamed into place, never named by the database).
+    const swept = await sweepTemporaryFiles({ dir: blobDir });
+    if (swept > 0) logger.info('removed temporary blob files left by an interrupted write', { count: swept });
+  }
   const audit = await loadOrCreateServerAuditKey({ dataDir, keyFile: options.auditKeyFile });
   if (audit.created) logger.info('created the audit signing key', { path: audit.path });
   const url = options.databaseUrl ?? `file:${join(dataDir, 'tensorguard.db')}`;
   const db = await openDatabase({ url, authToken: options.databaseAuthToken });
+  // Finalization leases a process of this host left behind when it died (server/db/leases.ts).
+  const reclaimed = await reclaimDeadLocalLeases({ db });
+  if (reclaimed > 0) logger.info('freed leases of dead processes on this host', { count: reclaimed });
   const admission = new Admission({ limits });
-  const app = createApp({ db, blobs: createFsBlobStore({ dir: blobDir }), logger, admission, benchNullSink: options.benchNullSink, auditKey: audit.key });
+  const app = createApp({ db, blobs: createBlobStore({ config: blobConfig }), logger, admission, benchNullSink: options.benchNullSink, auditKey: audit.key, rateLimits, secureCookies: config.secureCookies, trustProxy: config.trustProxy });
   const host = options.host ?? '127.0.0.1';
 
   let server: Server;
@@ -81,7 +102,7 @@ export async function startServer(options: {
   const port = (server.address() as AddressInfo).port;
   const shownHost = host.includes(':') ? `[${host}]` : host;
   const base = `http://${shownHost}:${port}`;
-  logger.info('server listening', { url: base, dataDir, database: url.startsWith('file:') ? 'embedded' : 'libsql' });
+  logger.info('server listening', { url: base, dataDir, database: url.startsWith('file:') ? 'embedded' : 'libsql', blobStore: blobConfig.kind });
 
   let closing: Promise<{ drained: boolean; cutRequests: number }> | null = null;
   async function shutdown(): Promise<{ drained: boolean; cutRequests: number }> {

@@ -24,6 +24,11 @@ import type { PeftAdapter } from '../../core/peft/adapter.ts';
 import { buildRoundConfig, defaultMaxContributors } from '../../core/round/open.ts';
 import { buildCandidate, decryptAggregate, reviewReport, verifyRoundContributions } from '../../core/round/review.ts';
 import { buildSignedRelease, nextReleaseVersion } from '../../core/round/release.ts';
+import { GateFailedError, describeFailedGate, releaseGateOf, runReferenceGateOnnx, type GateReport, type GateSetCounts } from '../../core/eval/reference-gate.ts';
+import type { OrtModuleLike } from '../../core/eval/runners.ts';
+import type { RoundStage } from '../../core/records/round-config.ts';
+import { REFERENCE_POLICY } from '../../core/policy/reference.ts';
+import { MODELS_DIR } from './robot-train.ts';
 
 interface OfficerIdentity {
   dsaPublicKey: string;
@@ -121,9 +126,12 @@ export interface RoundOpenOptions {
   fieldBits?: number;
   range?: number;
   deadline?: string;
+  stage?: RoundStage;
+  /** Required with --stage on_policy_rl: the officer's signed approval reason. */
+  approveOnPolicy?: string;
 }
 
-export async function officerRoundOpen(ctx: CommandContext, opts: RoundOpenOptions): Promise<{ roundId: string; valueCount: number; ciphertextCount: number; scale: number; fieldsPerSlot: number; bytesPerValue: number }> {
+export async function officerRoundOpen(ctx: CommandContext, opts: RoundOpenOptions): Promise<{ roundId: string; stage: RoundStage; valueCount: number; ciphertextCount: number; scale: number; fieldsPerSlot: number; bytesPerValue: number }> {
   const { session, api } = await sessionClient(ctx);
   const secrets = await loadOfficerSecrets(ctx);
   const template = await loadAdapterDir(opts.template);
@@ -150,6 +158,8 @@ export async function officerRoundOpen(ctx: CommandContext, opts: RoundOpenOptio
       fieldBits: opts.fieldBits,
       range: opts.range,
       deadline,
+      stage: opts.stage,
+      onPolicyApproval: opts.approveOnPolicy !== undefined ? { reason: opts.approveOnPolicy } : undefined,
     },
     template,
     orgId: session.orgId,
@@ -158,12 +168,13 @@ export async function officerRoundOpen(ctx: CommandContext, opts: RoundOpenOptio
     createdAt: Date.now(),
   });
   const { config, plan } = built;
+  if (config.stage === 'on_policy_rl') ctx.log(`on-policy round: the signed config carries your approval ("${config.onPolicyApproval?.reason}")`);
   const signed = signRoundConfig({ config, secretKey: secrets.dsa.secretKey, publicKey: secrets.dsa.publicKey });
   const dir = roundDir(ctx.home, config.roundId);
   await writeFileAtomic(join(dir, 'config.bin'), signed);
   await cp(opts.template, join(dir, 'base'), { recursive: true });
   await api.json('POST', '/v1/rounds', { config: toBase64(signed) });
-  return { roundId: config.roundId, valueCount: plan.valueCount, ciphertextCount: plan.ciphertextCount, scale: plan.scale, fieldsPerSlot: plan.layout.fieldsPerSlot, bytesPerValue: built.bytesPerValue };
+  return { roundId: config.roundId, stage: config.stage ?? 'imitation_learning', valueCount: plan.valueCount, ciphertextCount: plan.ciphertextCount, scale: plan.scale, fieldsPerSlot: plan.layout.fieldsPerSlot, bytesPerValue: built.bytesPerValue };
 }
 
 export async function officerRoundClose(ctx: CommandContext, opts: { round: string }): Promise<{ roundId: string; state: string; contributions: number }> {
@@ -190,11 +201,49 @@ interface RobotListItem {
   revokedAt?: number | null;
 }
 
-export async function officerReview(ctx: CommandContext, opts: { round: string; out: string }): Promise<Record<string, unknown>> {
+/** onnxruntime-web with its WASM backend on one thread: the runtime the PWA's eval worker uses, in Node. */
+async function loadOrt(): Promise<OrtModuleLike> {
+  const ort = await import('onnxruntime-web');
+  ort.env.wasm.numThreads = 1;
+  return ort as unknown as OrtModuleLike;
+}
+
+/**
+ * The evaluation gate of a review (core/eval/reference-gate.ts, the same call the PWA's eval worker
+ * makes): the deployed policy (the round's base adapter, what robots run) against the candidate.
+ */
+export async function reviewGate(ctx: CommandContext, opts: { config: RoundConfig; deployed: PeftAdapter; candidate: PeftAdapter; candidateAdapterSha256: string; counts?: Partial<GateSetCounts> }): Promise<GateReport> {
+  const model = new Uint8Array(await readFile(join(MODELS_DIR, REFERENCE_POLICY.onnxFile)));
+  const bar = ctx.progress('Evaluation gate (sets)', 100);
+  try {
+    return await runReferenceGateOnnx({
+      ort: await loadOrt(),
+      model,
+      roundId: opts.config.roundId,
+      tensors: opts.config.tensors,
+      deployed: opts.deployed,
+      candidate: opts.candidate,
+      candidateAdapterSha256: opts.candidateAdapterSha256,
+      runtime: 'onnxruntime-web/wasm (node)',
+      counts: opts.counts,
+      onProgress: (done, total) => bar.update(Math.round((100 * done) / total)),
+    });
+  } finally {
+    bar.stop();
+  }
+}
+
+function gateCounts(n: number | undefined): Partial<GateSetCounts> | undefined {
+  return n === undefined ? undefined : { nominal: n, site: n, ood: n };
+}
+
+export async function officerReview(ctx: CommandContext, opts: { round: string; out: string; gateScenarios?: number }): Promise<Record<string, unknown>> {
   const t0 = performance.now();
   const { api } = await sessionClient(ctx);
   const secrets = await loadOfficerSecrets(ctx);
   const { config, fingerprint, base } = await roundFromHome(ctx, opts.round, secrets.dsa.publicKey);
+  if (opts.gateScenarios !== undefined && (!Number.isSafeInteger(opts.gateScenarios) || opts.gateScenarios < 1 || opts.gateScenarios > 10_000))
+    throw new CliError(`--gate-scenarios expects 1..10000, got ${opts.gateScenarios}`, 'invalid_argument');
   const timings: Record<string, number> = {};
   let t = performance.now();
   const lap = (k: string) => {
@@ -238,16 +287,27 @@ export async function officerReview(ctx: CommandContext, opts: { round: string; 
   lap('decrypt');
   const candidate = buildCandidate({ config, slots, contributors: verified.contributors, base });
   lap('unpack');
+  const candidateAdapterSha256 = bytesToHex(candidate.adapterSha256);
+  const gate = await reviewGate(ctx, { config, deployed: base, candidate: candidate.adapter, candidateAdapterSha256, counts: gateCounts(opts.gateScenarios) });
+  lap('gate');
+  if (!gate.applicable) ctx.log(`evaluation gate not applicable: ${gate.reason}`);
+  else if (gate.verdict!.pass) ctx.log('evaluation gate passed');
+  else ctx.log(`evaluation gate FAILED: ${describeFailedGate({ report: gate })}`);
   await saveAdapterDir(opts.out, candidate.adapter);
   const candidateDir = join(roundDir(ctx.home, config.roundId), 'candidate');
   await rm(candidateDir, { recursive: true, force: true });
   await saveAdapterDir(candidateDir, candidate.adapter);
-  const report = { ...reviewReport({ config, verified, candidate }), timingsMs: { ...timings, total: Math.round(performance.now() - t0) } };
+  // The release reads the gate from here (never from --out, which the officer may edit).
+  await writeJson(join(roundDir(ctx.home, config.roundId), 'gate.json'), gate);
+  const report = { ...reviewReport({ config, verified, candidate }), stage: config.stage ?? 'imitation_learning', gate, timingsMs: { ...timings, total: Math.round(performance.now() - t0) } };
   await writeJson(join(opts.out, 'report.json'), report);
   return report;
 }
 
-export async function officerRelease(ctx: CommandContext, opts: { round: string; canary?: number }): Promise<{ releaseId: string; releaseVersion: number; robots: number; skipped: string[]; adapterSha256: string }> {
+export async function officerRelease(
+  ctx: CommandContext,
+  opts: { round: string; canary?: number; overrideGate?: string },
+): Promise<{ releaseId: string; releaseVersion: number; robots: number; skipped: string[]; adapterSha256: string; gate: { status: string; failed: string[]; override: string | null } }> {
   const { session, api } = await sessionClient(ctx);
   const secrets = await loadOfficerSecrets(ctx);
   const { config } = await roundFromHome(ctx, opts.round, secrets.dsa.publicKey);
@@ -255,6 +315,18 @@ export async function officerRelease(ctx: CommandContext, opts: { round: string;
   if (!(await exists(candidateDir))) throw new CliError(`round ${config.roundId} has not been reviewed yet: run tensorguard officer review first`, 'not_reviewed');
   const adapterConfigJson = new Uint8Array(await readFile(join(candidateDir, 'adapter_config.json')));
   const adapterSafetensors = new Uint8Array(await readFile(join(candidateDir, 'adapter_model.safetensors')));
+  const gateReport = await readJson<GateReport>(join(roundDir(ctx.home, config.roundId), 'gate.json'));
+  if (!gateReport) throw new CliError(`round ${config.roundId} has no evaluation gate result: run tensorguard officer review again`, 'not_reviewed');
+  if (opts.overrideGate !== undefined && !opts.overrideGate.trim()) throw new CliError('--override-gate needs a reason', 'invalid_argument');
+  let gate;
+  try {
+    gate = releaseGateOf({ report: gateReport, candidateAdapterSha256: bytesToHex(sha256(adapterSafetensors)), override: opts.overrideGate !== undefined ? { reason: opts.overrideGate } : null });
+  } catch (err) {
+    if (err instanceof GateFailedError)
+      throw new CliError(`${err.message}. Failed checks: ${describeFailedGate({ report: gateReport })}. To release anyway: --override-gate "reason" (signed into the manifest and audited)`, 'gate_failed');
+    if (err instanceof RangeError) throw new CliError(err.message, 'invalid_argument');
+    throw err;
+  }
   const robots = await api.json<RobotListItem[]>('GET', `/v1/robots?fleet=${encodeURIComponent(config.fleetId)}`);
   const releases = await api.json<Array<{ releaseVersion: number }>>('GET', `/v1/releases?fleet=${encodeURIComponent(config.fleetId)}`);
   const release = buildSignedRelease({
@@ -276,9 +348,17 @@ export async function officerRelease(ctx: CommandContext, opts: { round: string;
     })),
     attestRoot: secrets.attestRoot,
     signer: secrets.dsa,
+    gate,
   });
   await api.json('POST', '/v1/releases', { manifest: toBase64(release.manifest), payload: toBase64(release.payload) });
-  return { releaseId: release.releaseId, releaseVersion: release.releaseVersion, robots: release.wrapped.length, skipped: release.skipped, adapterSha256: bytesToHex(release.adapterSha256) };
+  return {
+    releaseId: release.releaseId,
+    releaseVersion: release.releaseVersion,
+    robots: release.wrapped.length,
+    skipped: release.skipped,
+    adapterSha256: bytesToHex(release.adapterSha256),
+    gate: { status: gate.status, failed: gate.failed, override: gate.override?.reason ?? null },
+  };
 }
 
 /** Signs and posts the rejection of a finalized round: the round's one decision, like a release. */

@@ -15,7 +15,7 @@ import { ByteReader, ByteWriter } from '../../core/codec/binary.ts';
 import { fromBase64, toBase64, bytesToHex, equalBytes } from '../../core/bytes.ts';
 import { sha256 } from '../../core/codec/fingerprint.ts';
 import { attestRobotKeys, decodeEnrollmentBundle } from '../../core/records/enrollment.ts';
-import { openRoundConfig, type RoundConfig } from '../../core/records/round-config.ts';
+import { openRoundConfig, roundStage, type RoundConfig } from '../../core/records/round-config.ts';
 import { openKeyRecord } from '../../core/records/key-record.ts';
 import { findKeyRevocation } from '../../core/records/revocation.ts';
 import { buildUpdatePackage } from '../../core/records/update-package.ts';
@@ -68,7 +68,7 @@ async function loadSecrets(ctx: CommandContext): Promise<{ dsaSecretKey: Uint8Ar
   return out;
 }
 
-async function robotClient(ctx: CommandContext) {
+export async function robotClient(ctx: CommandContext) {
   const identity = await loadIdentity(ctx);
   const secrets = await loadSecrets(ctx);
   const api = new ApiClient(identity.serverUrl, { kind: 'robot', robotId: identity.robotId, secretKey: secrets.dsaSecretKey });
@@ -109,7 +109,7 @@ export async function robotEnroll(ctx: CommandContext, opts: { bundle: string; n
   return { robotId: res.robotId, fleetId: res.fleetId, orgId: res.orgId };
 }
 
-async function fetchRound(api: ApiClient, identity: RobotIdentity, pinned: Uint8Array[], roundId?: string): Promise<{ config: RoundConfig; fingerprint: Uint8Array }> {
+export async function fetchRound(api: ApiClient, identity: RobotIdentity, pinned: Uint8Array[], roundId?: string): Promise<{ config: RoundConfig; fingerprint: Uint8Array }> {
   let id = roundId;
   if (!id) {
     const open = await api.json<Array<{ roundId: string; createdAt?: number }>>('GET', `/v1/rounds?fleet=${encodeURIComponent(identity.fleetId)}&state=open`);
@@ -180,6 +180,10 @@ export async function robotPush(ctx: CommandContext, opts: { adapter?: string; b
   if (revoked) throw new CliError(`HE key version ${config.keyVersion} was revoked by an officer (${revoked.reason}); refusing to encrypt to it`, 'key_revoked');
   const start = roundStartAdapter({ config, base: await baseAdapter(ctx, opts.base) });
   const trained = await loadAdapterDir(opts.adapter);
+  // The adapter's recorded training stage (robot train writes it) must be the stage the signed round names.
+  const trainedStage = (trained.config as Record<string, unknown>).tensorguard_training_stage;
+  if (typeof trainedStage === 'string' && trainedStage !== roundStage(config))
+    throw new CliError(`the adapter was trained by ${trainedStage}, the round's signed config names ${roundStage(config)}`, 'stage_mismatch');
   const residualPath = join(robotDir(ctx.home), 'residual.f32');
   const residual = (await exists(residualPath)) ? new Float32Array(new Uint8Array(await readFile(residualPath)).buffer) : null;
   const delta = computeDelta({ config, start, trained, residual });
@@ -244,13 +248,17 @@ export async function robotPush(ctx: CommandContext, opts: { adapter?: string; b
   };
 }
 
-export async function robotPull(ctx: CommandContext, opts: { out: string }): Promise<{ releaseId: string; releaseVersion: number; kind: string; adapterSha256: string; out: string }> {
+export async function robotPull(ctx: CommandContext, opts: { out: string }): Promise<{ releaseId: string; releaseVersion: number; kind: string; adapterSha256: string; out: string; gate: string }> {
   const { identity, secrets, api, pinned } = await robotClient(ctx);
   const state = await loadState(ctx);
   const res = await api.json<{ manifest: string; payload: string }>('GET', '/v1/releases/latest');
   // Verify before using anything: pinned officer signature, our fleet, newer version (trust model 3).
   const { record } = openReleaseManifest({ bytes: fromBase64(res.manifest), trustedKeys: pinned });
   if (record.fleetId !== identity.fleetId || record.orgId !== identity.orgId) throw new IntegrityError('the release names another fleet or organization');
+  // v2 manifests carry the evaluation gate; a failed gate is applied only under the officer's signed
+  // override (decoding already refuses one without; checked again here because it is the robot's rule).
+  if (record.gate?.status === 'failed' && !record.gate.override?.reason) throw new IntegrityError('the release failed its evaluation gate and carries no officer override');
+  if (record.gate?.override) ctx.log(`release ${record.releaseVersion} was released over a failed gate (${record.gate.failed.join(', ')}): "${record.gate.override.reason}"`);
   // Versions only grow: a rollback is a new, officer-signed version that restores older weights, so a
   // replayed old manifest (release or rollback) is always refused.
   if (record.releaseVersion <= state.releaseVersion)
@@ -273,5 +281,6 @@ export async function robotPull(ctx: CommandContext, opts: { out: string }): Pro
   state.releaseVersion = record.releaseVersion;
   state.releaseAdapterSha256 = bytesToHex(record.adapterSha256);
   await writeJson(join(robotDir(ctx.home), 'state.json'), state);
-  return { releaseId: record.releaseId, releaseVersion: record.releaseVersion, kind: record.kind, adapterSha256: bytesToHex(record.adapterSha256), out: opts.out };
+  await api.json('POST', `/v1/releases/${encodeURIComponent(record.releaseId)}/report`, { status: 'applied', adapterSha256: bytesToHex(record.adapterSha256) }).catch(() => undefined); // best effort: the release is applied either way
+  return { releaseId: record.releaseId, releaseVersion: record.releaseVersion, kind: record.kind, adapterSha256: bytesToHex(record.adapterSha256), out: opts.out, gate: record.gate ? (record.gate.override ? 'failed_overridden' : record.gate.status) : 'v1_manifest' };
 }

@@ -3,7 +3,8 @@
 // database; exit 0). A second signal during the drain exits at once with status 1.
 // Environment: PORT, HOST, DATA_DIR, DATABASE_URL, DATABASE_AUTH_TOKEN, the limits of
 // server/operations/limits.ts (TG_MAX_INFLIGHT_UPLOAD_BYTES, ...) and TG_BENCH_NULL_SINK=1
-// (benchmark route only); docs/OPERATIONS.md lists them.
+// (benchmark route only), TG_ENV, TG_PUBLIC_URL, TG_TRUST_PROXY(_TLS) and TG_RATE_* (server/config.ts,
+// server/http/rate-limit.ts); docs/OPERATIONS.md lists them. TG_ENV=production refuses weak settings.
 import { startServer } from '../../server/main.ts';
 import { limitsFromEnv } from '../../server/operations/limits.ts';
 
@@ -19,6 +20,7 @@ export async function runServerCommand(options: { port?: number; host?: string; 
     limits: limitsFromEnv(process.env),
     benchNullSink: process.env.TG_BENCH_NULL_SINK === '1',
     auditKeyFile: process.env.TG_SERVER_KEY_FILE,
+    env: process.env,
   });
   const line = options.json ? JSON.stringify({ url: server.url, port: server.port }) : `TensorGuard sync server listening on ${server.url}`;
   process.stdout.write(line + '\n');

@@ -10,6 +10,7 @@ import type { Database } from './client.ts';
 import { appendAudit, type AuditActor } from './audit.ts';
 import { httpError } from '../http/errors.ts';
 import { failpoint } from '../operations/failpoints.ts';
+import { withLease } from './leases.ts';
 
 export type RoundState = 'open' | 'closed' | 'finalized';
 export const ROUND_STATES: readonly RoundState[] = ['open', 'closed', 'finalized'];
@@ -165,6 +166,12 @@ export async function listRounds(options: { db: Executor; orgId: string; fleetId
 /**
  * Moves an open round to `finalized` (quorum met) or — when `expired` — to `closed` (below quorum).
  * Only an open round changes; returns the round as it is afterwards.
+ *
+ * Several server instances may share the database: the finalization runs under the round's lease
+ * (server/db/leases.ts, `round-finalize:<pk>`), and its UPDATE is conditional on the round still being
+ * open with the count it decided on. A contribution another instance committed in between makes the
+ * UPDATE miss; the round is then re-read and the decision taken again on the new count (an officer's
+ * close of a round that now meets its quorum still finalizes it, with the contribution included).
  */
 export async function settleRound(options: {
   db: Database;
@@ -173,28 +180,43 @@ export async function settleRound(options: {
   reason: 'deadline' | 'officer';
   now: number;
 }): Promise<RoundView> {
-  const { db, round, now } = options;
-  const next: RoundState = round.contributionCount >= round.quorum ? 'finalized' : 'closed';
-  const settled = await db.transaction(async (tx) => {
-    const res = await tx
-      .update(rounds)
-      .set({ state: next, finalizedAt: next === 'finalized' ? now : null })
-      .where(and(eq(rounds.id, round.pk), eq(rounds.state, 'open'), eq(rounds.contributionCount, round.contributionCount)))
-      .run();
-    if (res.rowsAffected === 1) {
-      await appendAudit({
-        db: tx,
-        orgId: round.orgId,
-        actor: options.actor,
-        action: next === 'finalized' ? 'round.finalize' : 'round.expire',
-        target: round.roundId,
-        details: { reason: options.reason, contributions: round.contributionCount, quorum: round.quorum, aggregateSha256: round.aggregateSha256 },
-        now,
-      });
-      failpoint('round.in_finalize');
-    }
-    const row = await tx.select().from(rounds).where(eq(rounds.id, round.pk)).get();
-    return roundView(row!);
+  const { db, now } = options;
+  const settled = await withLease({
+    db,
+    name: `round-finalize:${options.round.pk}`,
+    // The finalizing transaction takes milliseconds: a short lease bounds what a crashed holder blocks.
+    ttlMs: 5_000,
+    waitMs: 15_000,
+    task: async () => {
+      let round = options.round;
+      for (let attempt = 0; ; attempt++) {
+        const next: RoundState = round.contributionCount >= round.quorum ? 'finalized' : 'closed';
+        const outcome = await db.transaction(async (tx) => {
+          const res = await tx
+            .update(rounds)
+            .set({ state: next, finalizedAt: next === 'finalized' ? now : null })
+            .where(and(eq(rounds.id, round.pk), eq(rounds.state, 'open'), eq(rounds.contributionCount, round.contributionCount)))
+            .run();
+          if (res.rowsAffected === 1) {
+            await appendAudit({
+              db: tx,
+              orgId: round.orgId,
+              actor: options.actor,
+              action: next === 'finalized' ? 'round.finalize' : 'round.expire',
+              target: round.roundId,
+              details: { reason: options.reason, contributions: round.contributionCount, quorum: round.quorum, aggregateSha256: round.aggregateSha256 },
+              now,
+            });
+            failpoint('round.in_finalize');
+          }
+          const row = await tx.select().from(rounds).where(eq(rounds.id, round.pk)).get();
+          return roundView(row!);
+        });
+        // Settled (by us or by another instance), or the count moved: decide again on the fresh row.
+        if (outcome.state !== 'open' || attempt >= 100) return outcome;
+        round = outcome;
+      }
+    },
   });
   failpoint('round.after_finalize');
   return settled;
@@ -235,7 +257,8 @@ export async function hasContribution(options: { db: Executor; roundPk: string; 
 /**
  * Records an accepted contribution atomically: the contribution row, the robot's DP ledger row (when
  * the round uses DP), the round's new aggregate and count, and the audit row. The round update is
- * conditional on the count the caller folded into, so a lost update can never commit.
+ * conditional on the count the caller folded into (the aggregate's version), so a lost update can never
+ * commit, also with several server instances on one database (server/aggregation/contribution.ts).
  */
 export async function recordContribution(options: {
   db: Database;
@@ -258,6 +281,16 @@ export async function recordContribution(options: {
   const seq = round.contributionCount + 1;
   try {
     await db.transaction(async (tx) => {
+      // The version check first: the round's (state, count) must still be what the sum was built on.
+      // Another instance that committed meanwhile makes it miss (409 round_changed, the caller redoes
+      // the add); done before the contribution row so a racing twin's sequence number never surfaces
+      // as a unique violation.
+      const res = await tx
+        .update(rounds)
+        .set({ contributionCount: seq, aggregateSha256: options.aggregateSha256 })
+        .where(and(eq(rounds.id, round.pk), eq(rounds.state, 'open'), eq(rounds.contributionCount, round.contributionCount)))
+        .run();
+      if (res.rowsAffected !== 1) throw httpError({ status: 409, code: 'round_changed', message: 'the round changed while this contribution was being added; retry' });
       await tx
         .insert(contributions)
         .values({
@@ -290,12 +323,6 @@ export async function recordContribution(options: {
           })
           .run();
       }
-      const res = await tx
-        .update(rounds)
-        .set({ contributionCount: seq, aggregateSha256: options.aggregateSha256 })
-        .where(and(eq(rounds.id, round.pk), eq(rounds.state, 'open'), eq(rounds.contributionCount, round.contributionCount)))
-        .run();
-      if (res.rowsAffected !== 1) throw httpError({ status: 409, code: 'round_changed', message: 'the round changed while this contribution was being added; retry' });
       await appendAudit({
         db: tx,
         orgId: round.orgId,

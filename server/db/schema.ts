@@ -458,3 +458,117 @@ export const robotHeartbeats = sqliteTable(
   },
   (t) => [index('robot_heartbeats_fleet_idx').on(t.orgId, t.fleetId)],
 );
+
+/**
+ * Per-session activity for the idle timeout and re-authentication (ASVS 7.3.1, 7.5.x): when the
+ * session was last used (written at most once a minute) and when its user last proved the password.
+ */
+export const sessionActivity = sqliteTable('session_activity', {
+  sessionId: text('session_id')
+    .primaryKey()
+    .references(() => sessions.id, { onDelete: 'cascade' }),
+  lastUsedAt: integer('last_used_at').notNull(),
+  reauthAt: integer('reauth_at').notNull(),
+});
+
+/**
+ * Fixed-window rate-limit counters shared by every server instance on the database (ASVS 6.1.1,
+ * 6.3.1): one row per key (`signin:user:<name>`, `user:<id>`, `robot:<id>`, ...), its current window's
+ * start and count; an upsert resets the count when the window moved on (server/db/rate-limits.ts).
+ */
+export const rateLimitCounters = sqliteTable(
+  'rate_limit_counters',
+  {
+    key: text('key').primaryKey(),
+    windowStart: integer('window_start').notNull(),
+    count: integer('count').notNull(),
+  },
+  (t) => [index('rate_limit_counters_window_idx').on(t.windowStart)],
+);
+
+/**
+ * Leases shared by every server instance on the database (server/db/leases.ts): one row per named
+ * piece of work (`round-finalize:<round pk>`), who holds it and until when. Taken and renewed by a
+ * compare-and-set upsert that succeeds only when the row is free, expired or already the caller's.
+ */
+export const leases = sqliteTable('leases', {
+  name: text('name').primaryKey(),
+  holder: text('holder').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+});
+
+// --- Model registry and staged rollout (core/registry/) -------------------------------------------------
+
+/** Base models of the registry: the fingerprint rounds name (baseAdapterSha256, hex), task types, version. */
+export const registryBaseModels = sqliteTable(
+  'registry_base_models',
+  {
+    id: text('id').primaryKey(),
+    orgId: orgId(),
+    /** SHA-256 adapter fingerprint (core/peft/adapter.ts), hex; what a round config's baseAdapterSha256 names. */
+    fingerprint: text('fingerprint').notNull(),
+    name: text('name').notNull(),
+    /** JSON array of task type names (e.g. ["reach", "place"]). */
+    taskTypes: text('task_types', { mode: 'json' }).notNull(),
+    version: text('version').notNull(),
+    createdBy: text('created_by').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('registry_base_models_org_fp_unique').on(t.orgId, t.fingerprint)],
+);
+
+/** Promotions and rollbacks: which release a staged follow-up release came from. */
+export const releaseRollouts = sqliteTable(
+  'release_rollouts',
+  {
+    /** The follow-up release (promotion or rollback). */
+    releaseId: text('release_id').primaryKey(),
+    orgId: orgId(),
+    fleetId: text('fleet_id').notNull(),
+    /** promotion | rollback */
+    kind: text('kind').notNull(),
+    /** The release promoted, or the release that was live when the rollback was signed. */
+    fromReleaseId: text('from_release_id').notNull(),
+    /** For a rollback: the version whose adapter it restores. */
+    restoresVersion: integer('restores_version'),
+    createdBy: text('created_by').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('release_rollouts_from_idx').on(t.orgId, t.fromReleaseId)],
+);
+
+/** Canary telemetry: each report is one window of runs on a release (robot-signed). */
+export const canaryTelemetry = sqliteTable(
+  'canary_telemetry',
+  {
+    id: text('id').primaryKey(),
+    orgId: orgId(),
+    releaseId: text('release_id').notNull(),
+    robotId: text('robot_id')
+      .notNull()
+      .references(() => robots.id),
+    runs: integer('runs').notNull(),
+    errors: integer('errors').notNull(),
+    latencyP99Ms: real('latency_p99_ms').notNull(),
+    safetyEvents: integer('safety_events').notNull(),
+    reportedAt: integer('reported_at').notNull(),
+  },
+  (t) => [index('canary_telemetry_release_idx').on(t.orgId, t.releaseId, t.reportedAt), index('canary_telemetry_robot_fk_idx').on(t.robotId)],
+);
+
+/** Per-fleet rollback thresholds (defaults in core/registry/canary.ts when a fleet has none). */
+export const rolloutPolicies = sqliteTable(
+  'rollout_policies',
+  {
+    fleetId: text('fleet_id')
+      .primaryKey()
+      .references(() => fleets.id),
+    orgId: orgId(),
+    maxErrorRate: real('max_error_rate').notNull(),
+    maxP99Ms: real('max_p99_ms').notNull(),
+    maxSafetyEvents: integer('max_safety_events').notNull(),
+    updatedBy: text('updated_by').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [index('rollout_policies_org_idx').on(t.orgId)],
+);

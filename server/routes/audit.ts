@@ -22,20 +22,20 @@ import { SMALL_JSON_LIMIT, b64, hex, idParam, limitBody, readJson } from '../htt
 import { httpError } from '../http/errors.ts';
 import type { AppDeps, AppEnv } from '../http/context.ts';
 
-const AuditQuery = z.object({
+export const AuditQuery = z.object({
   after: z.coerce.number().int().min(0).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
 export const MAX_LEAVES_PER_REQUEST = 1000;
 const count = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-const LeavesQuery = z.object({ start: count, end: count });
-const InclusionQuery = z.object({ index: count, size: count });
-const ConsistencyQuery = z.object({ from: count, to: count });
+export const LeavesQuery = z.object({ start: count, end: count });
+export const InclusionQuery = z.object({ index: count, size: count });
+export const ConsistencyQuery = z.object({ from: count, to: count });
 
 /** Officer-side steps the server cannot see itself (recovery happens on the officers' machines). */
 export const OFFICER_AUDIT_ACTIONS = ['officer.recovery.add', 'officer.recovery.export', 'officer.recovery.restore', 'officer.recovery.remove'] as const;
-const AuditEventBody = z.strictObject({
+export const AuditEventBody = z.strictObject({
   action: z.enum(OFFICER_AUDIT_ACTIONS),
   target: z.string().min(1).max(128),
   details: z.record(z.string().max(64), z.union([z.string().max(256), z.number(), z.boolean(), z.null(), z.array(z.string().max(128)).max(64)])).default({}),

@@ -9,7 +9,7 @@ import { getFleet } from '../db/fleets.ts';
 import { deleteCell, getCell, listCells, putCell } from '../db/cells.ts';
 import { newId } from '../auth/tokens.ts';
 import { actorOf, requireAuth } from '../http/auth.ts';
-import { KiB, idParam, limitBody, readJson } from '../http/body.ts';
+import { KiB, idParam, limitBody, readJson, NO_BODY_LIMIT } from '../http/body.ts';
 import type { AppDeps, AppEnv } from '../http/context.ts';
 import { z } from 'zod';
 import type { Context } from 'hono';
@@ -64,7 +64,7 @@ export function createCellRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
     return c.json(view);
   });
 
-  routes.delete('/fleets/:id/cells/:cellId', requireAuth({ deps, person: { roles: ['officer', 'admin'] } }), async (c) => {
+  routes.delete('/fleets/:id/cells/:cellId', limitBody({ maxSize: NO_BODY_LIMIT }), requireAuth({ deps, person: { roles: ['officer', 'admin'] } }), async (c) => {
     const fleetId = await fleetFor(c);
     const cellId = cellIdOf(c);
     const orgId = c.get('principal').orgId;

@@ -8,7 +8,8 @@
 // / the robot's DP budget 403 / ciphertexts valid and summable 400. Then the package and the new
 // aggregate are written durably to the blob store, and one transaction records the contribution, the DP
 // ledger row, the round's new aggregate and the audit row — only then the 201. Contributions to one round
-// are serialized by a per-round lock, so no add is lost.
+// queue on a per-round lock in this process, and the commit is conditional on the round's aggregate
+// version, redone on conflict (server/aggregation/contribution.ts), so no add is lost across instances.
 //
 // Operations (docs/OPERATIONS.md): the upload's bytes are admitted against TG_MAX_INFLIGHT_UPLOAD_BYTES
 // before the body is read and the contribution against TG_MAX_PENDING_AGGREGATIONS before it queues
@@ -45,7 +46,8 @@ import { requireAuth, robotOf } from '../http/auth.ts';
 import { KiB, idParam, limitBody } from '../http/body.ts';
 import { httpError } from '../http/errors.ts';
 import type { AppDeps, AppEnv } from '../http/context.ts';
-import { loadRound, settleIfDue } from './rounds.ts';
+import { loadRound } from './rounds.ts';
+import { aggregateContribution } from '../aggregation/contribution.ts';
 import { refuseRevokedKey } from './he-keys.ts';
 import { IDEMPOTENT_REPLAY_HEADER, contributionMetrics } from '../metrics/contributions.ts';
 import { failpoint } from '../operations/failpoints.ts';
@@ -111,7 +113,7 @@ export function createContributionRoutes(options: { deps: AppDeps }): Hono<AppEn
     '/rounds/:id/contributions',
     contributionMetrics({ metrics: deps.metrics }),
     admitUpload(deps),
-    requireAuth({ deps, robot: true }),
+    requireAuth({ deps, robot: true, robotBudget: 'contributions' }),
     async (c) => {
       const robot = robotOf(c);
       const contentType = c.req.header('content-type');
@@ -146,81 +148,19 @@ export function createContributionRoutes(options: { deps: AppDeps }): Hono<AppEn
       try {
         result = await deps.roundLocks.run({
           key: found.pk,
+          // The add itself, with the database-level guard against other instances: server/aggregation/contribution.ts.
           task: async () => {
-            // Under the lock: a concurrent twin of this request may have committed while we waited.
-            const again = await replay();
-            if (again) {
-              replayed = true;
-              return again;
-            }
-            const now = deps.now();
-            const round = await settleIfDue({ deps, round: (await getRound({ db: deps.db, orgId: robot.orgId, roundId }))!, locked: true });
-            if (round.state !== 'open') throw httpError({ status: 409, code: 'round_closed', message: `the round is ${round.state}` });
-            await refuseRevokedKey({ deps, orgId: robot.orgId, version: round.keyVersion }); // 409 key_revoked
-
-            const mismatch: string[] = [];
-            if (pkg.roundId !== round.roundId) mismatch.push('roundId');
-            if (pkg.fleetId !== round.fleetId) mismatch.push('fleetId');
-            if (pkg.keyVersion !== round.keyVersion) mismatch.push('keyVersion');
-            if (!equalBytes(pkg.roundConfigFingerprint, round.configFingerprint)) mismatch.push('roundConfigFingerprint');
-            if (pkg.valueCount !== round.valueCount) mismatch.push('valueCount');
-            if (pkg.ciphertextCount !== round.ciphertextCount) mismatch.push('ciphertextCount');
-            if (mismatch.length > 0)
-              throw new IntegrityError(`update package does not match the round: ${mismatch.join(', ')}`, { fields: mismatch.join(',') });
-
-            const fleet = await getFleet({ db: deps.db, orgId: robot.orgId, fleetId: round.fleetId });
-            checkUpdateAgainstEnvelope({ envelope: fleet!.envelope, updateBytes: opened.ciphertexts.length });
-
-            if (await hasContribution({ db: deps.db, roundPk: round.pk, robotId: robot.robotId }))
-              throw httpError({ status: 409, code: 'duplicate_contribution', message: 'this robot already contributed to the round' });
-            if (round.contributionCount >= round.maxContributors)
-              throw httpError({ status: 409, code: 'round_full', message: `the round already has its maximum of ${round.maxContributors} contributions` });
-
-            let epsilonAfter: number | null = null;
-            if (round.privacy.mode !== 'off') {
-              const spent = (await robotPrivacyHistory({ db: deps.db, orgId: robot.orgId, robotId: robot.robotId })).filter((p) => p.mode !== 'off');
-              epsilonAfter = checkBudget({ spentRounds: spent, next: round.privacy, budget: round.privacy.epsilonBudget, delta: round.privacy.delta }).epsilonAfter;
-            }
-
-            const key = await getHeKey({ db: deps.db, orgId: robot.orgId, version: round.keyVersion });
-            if (!key) throw new Error(`HE key version ${round.keyVersion} of round ${round.roundId} is missing`);
-            const paramSet = getParamSet({ id: key.paramSetId });
-            if (opened.ciphertexts.length !== round.ciphertextCount * paramSet.ciphertextBytes)
-              throw new IntegrityError(
-                `update package carries ${opened.ciphertexts.length} ciphertext bytes; the round needs ${round.ciphertextCount} x ${paramSet.ciphertextBytes}`,
-              );
-            let accumulator: Uint8Array | null = null;
-            if (round.aggregateSha256 !== null) {
-              accumulator = await deps.blobs.get(round.aggregateSha256);
-              if (!accumulator) throw new Error(`aggregate blob ${round.aggregateSha256} of round ${round.roundId} is missing`);
-            }
-            const aggregationStart = performance.now();
-            const sum = sumCiphertextBlocks({ accumulator, addend: opened.ciphertexts, parmsId: key.parmsId, paramSet });
-            deps.metrics.aggregationDuration.observe((performance.now() - aggregationStart) / 1000);
-
-            // Durable before the database names them (the blob store fsyncs before put() resolves); the
-            // two writes are independent, so their fsyncs overlap.
-            const [packageSha256, aggregateSha256] = await Promise.all([deps.blobs.put(bytes), deps.blobs.put(sum)]);
-            failpoint('contribution.after_blobs');
-            const contributionId = newId({ prefix: 'ctb' });
-            const { count } = await recordContribution({
-              db: deps.db,
-              round,
-              robotId: robot.robotId,
-              contributionId,
-              ledgerId: newId({ prefix: 'dpl' }),
-              packageSha256,
-              packageBytes: bytes.length,
-              packageFingerprint: opened.fingerprint,
-              packageSignature: opened.signature,
-              ciphertextSha256: pkg.ciphertextSha256,
-              aggregateSha256,
-              epsilonAfter,
-              now,
+            const added = await aggregateContribution({
+              deps,
+              robot,
+              roundId,
+              opened,
+              bytes,
               idempotency: idempotencyKey === null ? undefined : { key: idempotencyKey, requestSha256 },
+              replay,
             });
-            failpoint('contribution.after_commit');
-            return { contributionId, count, epsilonAfter };
+            replayed = added.replayed;
+            return added.result;
           },
         });
       } finally {

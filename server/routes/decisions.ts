@@ -20,7 +20,7 @@ import type { AppDeps, AppEnv } from '../http/context.ts';
 import { trustedOfficerKeys } from './he-keys.ts';
 import { loadRound } from './rounds.ts';
 
-const RejectionBody = z.strictObject({ record: base64Field({ name: 'record', maxLength: 16 * 1024 }) });
+export const RejectionBody = z.strictObject({ record: base64Field({ name: 'record', maxLength: 16 * 1024 }) });
 
 function decisionJson(roundId: string, d: RoundDecisionView | null) {
   if (!d) return { roundId, state: 'undecided' as const };

@@ -9,7 +9,7 @@ import { actorOf, requireAuth } from '../http/auth.ts';
 import { SMALL_JSON_LIMIT, idParam, limitBody, readJson } from '../http/body.ts';
 import type { AppDeps, AppEnv } from '../http/context.ts';
 
-const CreateFleetBody = z.strictObject({
+export const CreateFleetBody = z.strictObject({
   name: z.string().min(1).max(64).regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, 'letters, digits, space and . _ - only'),
   envelope: envelopeOverrideSchema.optional(),
   dpEpsilonBudget: z.number().positive().max(1e6).nullable().optional(),

@@ -21,8 +21,8 @@ import type { AppDeps, AppEnv } from '../http/context.ts';
 /** A key record holds a BFV public key (~64 KiB at N = 4096; records allow up to 1 MiB) in base64. */
 const HE_KEY_BODY_LIMIT = 2 * MiB;
 
-const AddHeKeyBody = z.strictObject({ record: base64Field({ name: 'record', maxLength: HE_KEY_BODY_LIMIT }) });
-const RevokeBody = z.strictObject({ record: base64Field({ name: 'record', maxLength: 8 * 1024 }) });
+export const AddHeKeyBody = z.strictObject({ record: base64Field({ name: 'record', maxLength: HE_KEY_BODY_LIMIT }) });
+export const RevokeBody = z.strictObject({ record: base64Field({ name: 'record', maxLength: 8 * 1024 }) });
 const versionParam = z.coerce.number().int().min(1).max(0xffffffff);
 
 function heKeyJson(k: HeKeyView, revokedAt: number | null) {
@@ -44,7 +44,7 @@ export function createHeKeyRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
   const { deps } = options;
   const routes = new Hono<AppEnv>();
 
-  routes.post('/he-keys', limitBody({ maxSize: HE_KEY_BODY_LIMIT }), requireAuth({ deps, person: { roles: ['officer'] } }), async (c) => {
+  routes.post('/he-keys', limitBody({ maxSize: HE_KEY_BODY_LIMIT }), requireAuth({ deps, person: { roles: ['officer'] }, reauth: true }), async (c) => {
     const orgId = c.get('principal').orgId;
     const body = await readJson(c, AddHeKeyBody);
     const opened = openKeyRecord({ bytes: body.record, trustedKeys: await trustedOfficerKeys({ deps, orgId }) });
@@ -102,7 +102,7 @@ export function createHeKeyRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
   // Checked in order: signature by a registered officer key (401), organization and version match the
   // request and the stored record's fingerprint (400 `integrity`), the key exists (404), not yet
   // revoked (409 `key_already_revoked`).
-  routes.post('/he-keys/:version/revoke', limitBody({ maxSize: SMALL_JSON_LIMIT }), requireAuth({ deps, person: { roles: ['officer'] } }), async (c) => {
+  routes.post('/he-keys/:version/revoke', limitBody({ maxSize: SMALL_JSON_LIMIT }), requireAuth({ deps, person: { roles: ['officer'] }, reauth: true }), async (c) => {
     const orgId = c.get('principal').orgId;
     const version = versionParam.parse(c.req.param('version'));
     const body = await readJson(c, RevokeBody);

@@ -9,7 +9,7 @@ import { actorOf, requireAuth } from '../http/auth.ts';
 import { SMALL_JSON_LIMIT, b64, base64Field, limitBody, readJson } from '../http/body.ts';
 import type { AppDeps, AppEnv } from '../http/context.ts';
 
-const AddKeyBody = z.strictObject({ publicKey: base64Field({ name: 'publicKey', length: SIGNATURE_SIZES['ml-dsa-65'].publicKey }) });
+export const AddKeyBody = z.strictObject({ publicKey: base64Field({ name: 'publicKey', length: SIGNATURE_SIZES['ml-dsa-65'].publicKey }) });
 
 export function createOfficerKeyRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
   const { deps } = options;

@@ -1,36 +1,58 @@
-// People: POST /bootstrap, POST /sessions, DELETE /sessions/current, GET /me, POST /users, GET /users.
-import { Hono } from 'hono';
+// People: POST /bootstrap, POST /sessions, POST /sessions/reauth, DELETE /sessions/current, GET /me,
+// POST /users, GET /users, PATCH /users/:id, POST /users/me/password.
+// Bootstrap and sign-in return the token (for the CLI's Bearer header) and set it as the HttpOnly
+// `tg_session` cookie (for the PWA, which never sees it); sign-out clears it. Role changes, disabling
+// and password changes revoke the user's sessions; user creation and role changes need a recent
+// password proof (server/http/auth.ts `reauth`).
+import { Hono, type Context } from 'hono';
+import { deleteCookie, setCookie } from 'hono/cookie';
 import { z } from 'zod';
-import { AuthenticationError, NotFoundError } from '../../core/errors.ts';
+import { AuthenticationError, ForbiddenError, NotFoundError } from '../../core/errors.ts';
 import { ROLES, bootstrapOrganization, createSession, createUser, endSession, findUserByName, getOrganization, hasAnyUser, listUsers } from '../db/people.ts';
 import { dummyPasswordHash, hashPassword, verifyPassword } from '../auth/password.ts';
 import { newId, newToken } from '../auth/tokens.ts';
-import { SESSION_TTL_MS, personOf, requireAuth } from '../http/auth.ts';
+import { SESSION_COOKIE, SESSION_TTL_MS, personOf, requireAuth } from '../http/auth.ts';
+import { changePassword, getUserInOrg, touchSession, updateUser } from '../db/session-security.ts';
+import { checkSignin, clientAddress, failSignin, succeedSignin } from '../http/rate-limit.ts';
 import { httpError } from '../http/errors.ts';
-import { SMALL_JSON_LIMIT, limitBody, readJson } from '../http/body.ts';
-import { LoginThrottle } from '../http/throttle.ts';
+import { SMALL_JSON_LIMIT, idParam, limitBody, readJson, NO_BODY_LIMIT } from '../http/body.ts';
 import type { AppDeps, AppEnv } from '../http/context.ts';
 
 export const userNameSchema = z.string().min(1).max(64).regex(/^[A-Za-z0-9._@+-]+$/, 'letters, digits and . _ @ + - only');
 export const passwordSchema = z.string().min(8).max(1024);
 const orgNameSchema = z.string().trim().min(1).max(128);
 
-const BootstrapBody = z.strictObject({ org: orgNameSchema, user: userNameSchema, password: passwordSchema });
-const LoginBody = z.strictObject({ user: z.string().min(1).max(64), password: z.string().min(1).max(1024) });
-const CreateUserBody = z.strictObject({ user: userNameSchema, password: passwordSchema, roles: z.array(z.enum(ROLES)).min(1).max(ROLES.length) });
+export const BootstrapBody = z.strictObject({ org: orgNameSchema, user: userNameSchema, password: passwordSchema });
+export const LoginBody = z.strictObject({ user: z.string().min(1).max(64), password: z.string().min(1).max(1024) });
+const rolesSchema = z.array(z.enum(ROLES)).min(1).max(ROLES.length);
+export const CreateUserBody = z.strictObject({ user: userNameSchema, password: passwordSchema, roles: rolesSchema });
+export const UpdateUserBody = z
+  .strictObject({ roles: rolesSchema.optional(), disabled: z.boolean().optional() })
+  .refine((b) => b.roles !== undefined || b.disabled !== undefined, 'give roles, disabled or both');
+export const ReauthBody = z.strictObject({ password: z.string().min(1).max(1024) });
+export const ChangePasswordBody = z.strictObject({ currentPassword: z.string().min(1).max(1024), newPassword: passwordSchema });
+
 
 export function createPeopleRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
   const { deps } = options;
   const routes = new Hono<AppEnv>();
   const small = limitBody({ maxSize: SMALL_JSON_LIMIT });
-  const throttle = new LoginThrottle();
 
-  async function issueSession(orgId: string, userId: string) {
+  /** A new session (a new token on every sign-in, ASVS 7.2.4), also set as the HttpOnly cookie. */
+  async function issueSession(c: Context<AppEnv>, orgId: string, userId: string) {
     const now = deps.now();
     const { id, token, secretHash } = newToken({ prefix: 'ses' });
     const expiresAt = now + SESSION_TTL_MS;
     await createSession({ db: deps.db, id, orgId, userId, secretHash, now, expiresAt });
+    await touchSession({ db: deps.db, sessionId: id, lastUsedAt: now, reauthAt: now });
+    const https = new URL(c.req.url).protocol === 'https:' || (deps.trustProxy && c.req.header('x-forwarded-proto') === 'https');
+    setCookie(c, SESSION_COOKIE, token, { httpOnly: true, sameSite: 'Lax', secure: deps.secureCookies || https, path: '/', expires: new Date(expiresAt) });
     return { token, expiresAt };
+  }
+
+  async function proveCurrentPassword(userId: string, orgId: string, password: string): Promise<void> {
+    const user = await getUserInOrg({ db: deps.db, orgId, userId });
+    if (!user || !(await verifyPassword({ password, hash: user.passwordHash }))) throw new AuthenticationError('wrong password');
   }
 
   routes.post('/bootstrap', small, async (c) => {
@@ -47,28 +69,65 @@ export function createPeopleRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
       passwordHash,
       now: deps.now(),
     });
-    const session = await issueSession(org.id, user.id);
+    const session = await issueSession(c, org.id, user.id);
     return c.json({ ...session, user, org }, 201);
   });
 
   routes.post('/sessions', small, async (c) => {
     const body = await readJson(c, LoginBody);
-    throttle.check({ key: body.user, now: deps.now() });
+    const address = clientAddress(c, { trustProxy: deps.trustProxy });
+    await checkSignin({ deps, user: body.user, address });
     const user = await findUserByName({ db: deps.db, name: body.user });
     const ok = await verifyPassword({ password: body.password, hash: user?.passwordHash ?? (await dummyPasswordHash()) });
     if (!user || !ok || user.disabledAt !== null) {
-      throttle.fail({ key: body.user, now: deps.now() });
+      await failSignin({ deps, user: body.user, address });
       throw new AuthenticationError('wrong user name or password');
     }
-    throttle.succeed({ key: body.user });
-    const session = await issueSession(user.orgId, user.id);
+    await succeedSignin({ deps, user: body.user });
+    const session = await issueSession(c, user.orgId, user.id);
     return c.json({ ...session, user: { id: user.id, name: user.name, roles: user.roles } }, 201);
   });
 
-  routes.delete('/sessions/current', requireAuth({ deps, person: true }), async (c) => {
+  routes.delete('/sessions/current', limitBody({ maxSize: NO_BODY_LIMIT }), requireAuth({ deps, person: true }), async (c) => {
     const p = personOf(c);
     await endSession({ db: deps.db, id: p.sessionId, orgId: p.orgId, userId: p.userId, now: deps.now() });
+    deleteCookie(c, SESSION_COOKIE, { path: '/' });
     return c.body(null, 204);
+  });
+
+  // Re-authentication: the password again, for the sensitive actions of the next 5 minutes.
+  routes.post('/sessions/reauth', small, requireAuth({ deps, person: true }), async (c) => {
+    const p = personOf(c);
+    const body = await readJson(c, ReauthBody);
+    const address = clientAddress(c, { trustProxy: deps.trustProxy });
+    await checkSignin({ deps, user: p.userName, address });
+    try {
+      await proveCurrentPassword(p.userId, p.orgId, body.password);
+    } catch (error) {
+      await failSignin({ deps, user: p.userName, address });
+      throw error;
+    }
+    const now = deps.now();
+    await touchSession({ db: deps.db, sessionId: p.sessionId, lastUsedAt: now, reauthAt: now });
+    return c.json({ reauthAt: now });
+  });
+
+  // A new password ends every session of the user, this one included; the caller gets a new one.
+  routes.post('/users/me/password', small, requireAuth({ deps, person: true }), async (c) => {
+    const p = personOf(c);
+    const body = await readJson(c, ChangePasswordBody);
+    const address = clientAddress(c, { trustProxy: deps.trustProxy });
+    await checkSignin({ deps, user: p.userName, address });
+    try {
+      await proveCurrentPassword(p.userId, p.orgId, body.currentPassword);
+    } catch (error) {
+      await failSignin({ deps, user: p.userName, address });
+      throw error;
+    }
+    const passwordHash = await hashPassword({ password: body.newPassword });
+    const revokedSessions = await changePassword({ db: deps.db, orgId: p.orgId, userId: p.userId, passwordHash, now: deps.now() });
+    const session = await issueSession(c, p.orgId, p.userId);
+    return c.json({ ...session, revokedSessions });
   });
 
   routes.get('/me', requireAuth({ deps, person: true }), async (c) => {
@@ -78,7 +137,7 @@ export function createPeopleRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
     return c.json({ user: { id: p.userId, name: p.userName, roles: p.roles }, org });
   });
 
-  routes.post('/users', small, requireAuth({ deps, person: { roles: ['admin'] } }), async (c) => {
+  routes.post('/users', small, requireAuth({ deps, person: { roles: ['admin'] }, reauth: true }), async (c) => {
     const p = personOf(c);
     const body = await readJson(c, CreateUserBody);
     const passwordHash = await hashPassword({ password: body.password });
@@ -98,6 +157,18 @@ export function createPeopleRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
   routes.get('/users', requireAuth({ deps, person: { roles: ['admin'] } }), async (c) => {
     const p = personOf(c);
     return c.json(await listUsers({ db: deps.db, orgId: p.orgId }));
+  });
+
+  // Roles and disabling; either revokes all of the user's sessions. An admin cannot lock themself out.
+  routes.patch('/users/:id', small, requireAuth({ deps, person: { roles: ['admin'] }, reauth: true }), async (c) => {
+    const p = personOf(c);
+    const userId = idParam.parse(c.req.param('id'));
+    const body = await readJson(c, UpdateUserBody);
+    if (userId === p.userId && (body.disabled === true || (body.roles && !body.roles.includes('admin'))))
+      throw new ForbiddenError('an admin cannot disable themself or drop their own admin role');
+    const user = await updateUser({ db: deps.db, orgId: p.orgId, actorId: p.userId, userId, roles: body.roles, disabled: body.disabled, now: deps.now() });
+    if (!user) throw new NotFoundError('user not found');
+    return c.json(user);
   });
 
   return routes;

@@ -23,6 +23,7 @@ import { getRound } from '../db/rounds.ts';
 import { createRelease, getRelease, latestRelease, listReleases, type ReleaseView } from '../db/releases.ts';
 import { listDeliveries, recordDelivery, reportDelivery } from '../db/decisions.ts';
 import { listRobots } from '../db/robots.ts';
+import { appendAudit } from '../db/audit.ts';
 import { runIdempotent } from '../http/idempotency.ts';
 import { newId } from '../auth/tokens.ts';
 import { actorOf, requireAuth, robotOf } from '../http/auth.ts';
@@ -103,6 +104,9 @@ export function createReleaseRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
           now: deps.now(),
           idempotency: idempotency && { ...idempotency, response: (r) => JSON.stringify(releaseSummary(r)) },
         });
+        // A release over a failed evaluation gate is audited with the officer's signed reason (issue 5).
+        if (m.gate?.override)
+          await appendAudit({ db: deps.db, orgId, actor: actorOf(c), action: 'release.gate_override', target: m.releaseId, details: { roundId: m.roundId, releaseVersion: m.releaseVersion, gateStatus: m.gate.status, failed: m.gate.failed.slice(0, 32), reason: m.gate.override.reason.slice(0, 2000) }, now: deps.now() });
         return c.json(releaseSummary(release), 201);
       },
     });

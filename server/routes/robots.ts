@@ -14,12 +14,12 @@ import { getFleet } from '../db/fleets.ts';
 import { createEnrollmentToken, enrollRobot, getRobot, listRobots, revokeRobot, type RobotView } from '../db/robots.ts';
 import { newId, newToken, parseToken, secretMatches } from '../auth/tokens.ts';
 import { actorOf, requireAuth, robotOf } from '../http/auth.ts';
-import { SMALL_JSON_LIMIT, b64, base64Field, idParam, limitBody, readJson } from '../http/body.ts';
+import { SMALL_JSON_LIMIT, b64, base64Field, idParam, limitBody, readJson, NO_BODY_LIMIT } from '../http/body.ts';
 import type { AppDeps, AppEnv } from '../http/context.ts';
 
 export const ENROLLMENT_TOKEN_TTL_MS = 24 * 60 * 60 * 1000;
 
-const EnrollBody = z.strictObject({
+export const EnrollBody = z.strictObject({
   token: z.string().min(16).max(256),
   name: z.string().min(1).max(64).regex(/^[A-Za-z0-9][A-Za-z0-9 ._:-]*$/, 'letters, digits, space and . _ : - only'),
   dsaPublicKey: base64Field({ name: 'dsaPublicKey', length: SIGNATURE_SIZES['ml-dsa-44'].publicKey }),
@@ -98,7 +98,7 @@ export function createRobotRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
     return c.json(robotJson(robot));
   });
 
-  routes.delete('/robots/:id', requireAuth({ deps, person: { roles: ['admin', 'officer'] } }), async (c) => {
+  routes.delete('/robots/:id', limitBody({ maxSize: NO_BODY_LIMIT }), requireAuth({ deps, person: { roles: ['admin', 'officer'] } }), async (c) => {
     const orgId = c.get('principal').orgId;
     const robotId = idParam.parse(c.req.param('id'));
     const robot = await getRobot({ db: deps.db, orgId, robotId });

@@ -36,7 +36,7 @@ import { refuseRevokedKey, trustedOfficerKeys } from './he-keys.ts';
 
 /** Round configs may list up to 8192 tensors (records allow 4 MiB); base64 adds a third. */
 const ROUND_BODY_LIMIT = 6 * MiB;
-const OpenRoundBody = z.strictObject({ config: base64Field({ name: 'config', maxLength: 4 * MiB }) });
+export const OpenRoundBody = z.strictObject({ config: base64Field({ name: 'config', maxLength: 4 * MiB }) });
 
 export function roundJson(r: RoundView) {
   return {

@@ -65,7 +65,7 @@ class CrashingServer {
   #generation = 0;
   #start(): Promise<ServerProcess> {
     const generation = ++this.#generation;
-    const started = spawnServer({ dataDir: this.dataDir, env: { TG_FAILPOINTS: FAILPOINTS } });
+    const started = spawnServer({ dataDir: this.dataDir, env: { TG_FAILPOINTS: FAILPOINTS, TG_RATE_ROBOT_CONTRIBUTIONS_PER_MIN: '100000', TG_RATE_ROBOT_PER_MIN: '100000', TG_RATE_USER_PER_MIN: '100000' } /* retries after kills would trip the per-robot budget, which tests/security covers */ });
     void started.then((proc) =>
       proc.exited.then((exit) => {
         if (this.#killing || generation !== this.#generation) return;

@@ -17,9 +17,11 @@ import { loadPeftAdapter } from '../../core/peft/adapter.ts';
 import { IntegrityError } from '../../core/errors.ts';
 import { buildRoundConfig, type RoundOpenOptions } from '../../core/round/open.ts';
 import { attestedRobots, buildSignedRelease, type ReleaseRobot } from '../../core/round/release.ts';
+import { buildStagedRelease, recoverReleaseFiles } from '../../core/registry/rollout.ts';
 import { openVault } from '../keystore/vault.ts';
 import { PUBLIC_IDS, SECRET_IDS, attestRoot, readIdentity, readOfficerSecrets, signingKeys, storeOfficerSecrets, type OfficerIdentity } from '../keystore/officer-keys.ts';
 import { decodeCandidate } from '../keystore/candidates.ts';
+import { releaseGateOf, type GateReport } from '../../core/eval/reference-gate.ts';
 import { throttledProgress, type ProgressCallback } from '../transfer.ts';
 
 export interface OpenedRound {
@@ -57,8 +59,25 @@ export interface SigningWorkerApi {
   /** Which robots' keys carry a valid attestation by one of this officer's bundles (fleet-bound). */
   attestedRobots(options: { fleetId: string; robots: ReleaseRobot[] }): Promise<string[]>;
   /** Signs a release of the candidate the HE worker stored under `candidateHandle`. */
-  signRelease(options: { orgId: string; fleetId: string; roundId: string; releaseVersion: number; canaryFraction: number; candidateHandle: string; robots: ReleaseRobot[]; releaseId?: string }): Promise<SignedReleaseOut>;
+  signRelease(options: {
+    orgId: string;
+    fleetId: string;
+    roundId: string;
+    releaseVersion: number;
+    canaryFraction: number;
+    candidateHandle: string;
+    robots: ReleaseRobot[];
+    releaseId?: string;
+    /** The eval worker's gate report of this candidate and the officer's override reason (a failed gate needs one). */
+    gate?: { report: GateReport; overrideReason: string | null };
+  }): Promise<SignedReleaseOut>;
   signRejection(options: { orgId: string; fleetId: string; roundId: string; roundConfigFingerprint: Uint8Array; aggregateSha256: Uint8Array | null; reason: string }): Promise<{ record: Uint8Array; fingerprint: string }>;
+  /**
+   * Promotion or rollback (core/registry/rollout.ts): re-opens a release this officer signed (`source`,
+   * as GET /v1/releases/:id returns it) and signs the next version with its adapter, wrapped for every
+   * robot whose keys this officer attested. POST it to /v1/releases/:id/promote or /v1/fleets/:id/rollback.
+   */
+  signStagedRelease(options: { kind: 'promotion' | 'rollback'; source: { manifest: Uint8Array; payload: Uint8Array }; releaseVersion: number; robots: ReleaseRobot[]; releaseId?: string }): Promise<SignedReleaseOut & { kind: string; rollbackOf: number }>;
   /** The key backup: tensorguard-officer-secrets/v1 sealed under the passphrase (the CLI's format). */
   exportBackup(options: { passphrase: string }, onProgress?: ProgressCallback): Promise<Uint8Array>;
   importBackup(options: { sealed: Uint8Array; passphrase: string; replace?: boolean }, onProgress?: ProgressCallback): Promise<{ identity: OfficerIdentity; merged: boolean }>;
@@ -181,10 +200,19 @@ export function createSigningWorkerApi(): SigningWorkerApi {
       if (!stored) throw new IntegrityError('the reviewed candidate is not on this device any more: review the round again');
       const candidate = decodeCandidate(stored);
       if (candidate.roundId !== o.roundId) throw new IntegrityError('the candidate belongs to another round');
+      // The gate goes into the signed manifest (v2); a failed gate without an override reason is refused here.
+      const gate = o.gate
+        ? releaseGateOf({
+            report: o.gate.report,
+            candidateAdapterSha256: bytesToHex(new Uint8Array(await crypto.subtle.digest('SHA-256', candidate.adapterSafetensors as Uint8Array<ArrayBuffer>))),
+            override: o.gate.overrideReason ? { reason: o.gate.overrideReason } : null,
+          })
+        : undefined;
       const root = await attestRoot(vault);
       try {
         const release = await withSigner((signer) =>
           buildSignedRelease({
+            gate,
             orgId: o.orgId,
             fleetId: o.fleetId,
             roundId: o.roundId,
@@ -230,6 +258,41 @@ export function createSigningWorkerApi(): SigningWorkerApi {
         });
         return { record, fingerprint: bytesToHex(openRoundRejection({ bytes: record, trustedKeys: [keys.publicKey] }).fingerprint) };
       });
+    },
+
+    async signStagedRelease(o) {
+      const identity = await readIdentity(vault);
+      if (!identity) throw new IntegrityError('no officer key on this device');
+      const root = await attestRoot(vault);
+      try {
+        return await withSigner((signer) => {
+          const source = recoverReleaseFiles({ manifest: o.source.manifest, payload: o.source.payload, attestRoot: root, trustedKeys: [signer.publicKey] });
+          const staged = buildStagedRelease({
+            kind: o.kind,
+            source,
+            releaseId: o.releaseId ?? crypto.randomUUID(),
+            releaseVersion: o.releaseVersion,
+            createdAt: Date.now(),
+            robots: o.robots,
+            attestRoot: root,
+            signer,
+          });
+          return {
+            manifest: staged.manifest,
+            payload: staged.payload,
+            releaseId: staged.record.releaseId,
+            releaseVersion: staged.record.releaseVersion,
+            kind: staged.record.kind,
+            rollbackOf: staged.record.rollbackOf,
+            adapterSha256: bytesToHex(staged.record.adapterSha256),
+            fingerprint: bytesToHex(staged.fingerprint),
+            wrapped: staged.wrapped,
+            skipped: staged.skipped,
+          };
+        });
+      } finally {
+        root.fill(0);
+      }
     },
 
     async exportBackup({ passphrase }, onProgress) {
