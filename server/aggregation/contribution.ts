@@ -25,6 +25,7 @@ import type { AppDeps, RobotPrincipal } from '../http/context.ts';
 import { settleIfDue } from '../routes/rounds.ts';
 import { refuseRevokedKey } from '../routes/he-keys.ts';
 import { failpoint } from '../operations/failpoints.ts';
+import { jitterFraction } from '../random-jitter.ts';
 
 export interface ContributionResult {
   contributionId: string;
@@ -68,7 +69,7 @@ export async function aggregateContribution(options: {
       }
       if (code !== 'round_changed' || attempt >= MAX_VERSION_RETRIES) throw error;
       // Back off a little (jittered) so instances racing on one round do not collide in lockstep.
-      await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * 2 ** Math.min(attempt, 5))));
+      await new Promise((r) => setTimeout(r, jitterFraction() * Math.min(50, 2 * 2 ** Math.min(attempt, 5))));
     }
   }
 

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';
 import { leases } from './schema.ts';
 import type { Database } from './client.ts';
+import { jitterFraction } from '../random-jitter.ts';
 
 /** This process's identity as a lease holder: host, pid and a random suffix (pids repeat across hosts and restarts). */
 export const INSTANCE_ID = `${hostname()}:${process.pid}:${randomBytes(6).toString('hex')}`;
@@ -110,7 +111,7 @@ export async function withLease<T>(options: {
       const current = await getLease({ db, name });
       throw new LeaseUnavailableError(`lease ${name} is held by ${current?.holder ?? 'nobody'}`, current?.holder ?? null);
     }
-    await new Promise((r) => setTimeout(r, Math.min(200, 5 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random())));
+    await new Promise((r) => setTimeout(r, Math.min(200, 5 * 2 ** Math.min(attempt, 6)) * (0.5 + jitterFraction())));
   }
   try {
     return await options.task();

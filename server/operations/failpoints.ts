@@ -4,6 +4,8 @@
 // inside a transaction. Format: `name=probability,...`, e.g.
 //   TG_FAILPOINTS=contribution.after_commit=0.1,round.in_finalize=0.2
 // Unset (the default), failpoint() is a no-op.
+import { jitterFraction } from '../random-jitter.ts';
+
 const POINTS = new Map<string, number>();
 let parsed = false;
 
@@ -30,7 +32,7 @@ export const FAILPOINTS = [
 export function failpoint(name: (typeof FAILPOINTS)[number]): void {
   if (!parsed) parse();
   const p = POINTS.get(name);
-  if (p === undefined || Math.random() >= p) return;
+  if (p === undefined || jitterFraction() >= p) return;
   process.stderr.write(`${JSON.stringify({ level: 'warn', message: 'failpoint: SIGKILL', failpoint: name })}\n`);
   process.kill(process.pid, 'SIGKILL');
 }
