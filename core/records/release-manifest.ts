@@ -11,7 +11,7 @@
 import { ByteReader, ByteWriter } from '../codec/binary.ts';
 import { fingerprint } from '../codec/fingerprint.ts';
 import { FormatError } from '../errors.ts';
-import { RecordType, openSignedRecord, readSignedEnvelope, signRecord } from './signed.ts';
+import { RecordType, openSignedRecord, signRecord } from './signed.ts';
 import { KEM_SIZES } from '../crypto/kem.ts';
 import { utf8ToBytes } from '../bytes.ts';
 
@@ -207,12 +207,10 @@ export function openReleaseManifest(options: { bytes: Uint8Array; trustedKeys?: 
   signerPublicKey: Uint8Array;
 } {
   if (!(options.bytes instanceof Uint8Array)) throw new FormatError('release manifest: expected bytes');
-  // Peek at the body's version to pick the fingerprint domain; openSignedRecord re-parses and verifies.
-  const peek = readSignedEnvelope({ reader: new ByteReader(options.bytes, 'release manifest'), type: RecordType.releaseManifest, maxBody: MAX_BODY });
   const { envelope, fingerprint: fp } = openSignedRecord({
     bytes: options.bytes,
     type: RecordType.releaseManifest,
-    domain: domainOfBody(peek.body),
+    domain: domainOfBody,
     algorithm: 'ml-dsa-65',
     maxBody: MAX_BODY,
     trustedKeys: options.trustedKeys,

@@ -10,7 +10,7 @@
 import { ByteReader, ByteWriter } from '../codec/binary.ts';
 import { fingerprint } from '../codec/fingerprint.ts';
 import { FormatError } from '../errors.ts';
-import { RecordType, openSignedRecord, readSignedEnvelope, signRecord } from './signed.ts';
+import { RecordType, openSignedRecord, signRecord } from './signed.ts';
 
 export const ROUND_CONFIG_DOMAIN = 'round-config/v1';
 export const ROUND_CONFIG_DOMAIN_V2 = 'round-config/v2';
@@ -215,11 +215,10 @@ export function openRoundConfig(options: { bytes: Uint8Array; trustedKeys?: read
   signerPublicKey: Uint8Array;
 } {
   if (!(options.bytes instanceof Uint8Array)) throw new FormatError('round config: expected bytes');
-  const peek = readSignedEnvelope({ reader: new ByteReader(options.bytes, 'round config'), type: RecordType.roundConfig, maxBody: MAX_BODY });
   const { envelope, fingerprint: fp } = openSignedRecord({
     bytes: options.bytes,
     type: RecordType.roundConfig,
-    domain: domainOfBody(peek.body),
+    domain: domainOfBody,
     algorithm: 'ml-dsa-65',
     maxBody: MAX_BODY,
     trustedKeys: options.trustedKeys,

@@ -79,7 +79,8 @@ export function signRecord(options: {
 export function openSignedRecord(options: {
   bytes: Uint8Array;
   type: number;
-  domain: string;
+  /** The fingerprint domain, or a function of the body for records whose domain names their version. */
+  domain: string | ((body: Uint8Array) => string);
   algorithm: SignatureAlgorithm;
   maxBody: number;
   trustedKeys?: readonly Uint8Array[];
@@ -91,7 +92,8 @@ export function openSignedRecord(options: {
   r.end();
   if (envelope.algorithm !== options.algorithm)
     throw new FormatError(`${options.what}: signed with ${envelope.algorithm}, ${options.algorithm} required`);
-  const fp = fingerprint({ domain: options.domain, bytes: envelope.body });
+  const domain = typeof options.domain === 'function' ? options.domain(envelope.body) : options.domain;
+  const fp = fingerprint({ domain, bytes: envelope.body });
   verifyFingerprint({
     algorithm: envelope.algorithm,
     fingerprint: fp,
