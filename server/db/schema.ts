@@ -572,3 +572,34 @@ export const rolloutPolicies = sqliteTable(
   },
   (t) => [index('rollout_policies_org_idx').on(t.orgId)],
 );
+
+// --- Round latency breakdown (server/routes/timings.ts) -------------------------------------------------
+
+/**
+ * Stage timings of a round, as measured by whoever did the work: robots report train, compress,
+ * encrypt, upload (and apply, once a release of the round is applied); the officer reports decrypt and
+ * review; the server records aggregate itself. One row per (round, actor, stage): a repeated report of the
+ * same stage by the same actor replaces nothing (first write wins; the route answers 409).
+ */
+export const roundStageTimings = sqliteTable(
+  'round_stage_timings',
+  {
+    id: text('id').primaryKey(),
+    orgId: orgId(),
+    roundId: text('round_id')
+      .notNull()
+      .references(() => rounds.id),
+    /** robot | officer | server */
+    actorKind: text('actor_kind').notNull(),
+    /** The robot id, the user id, or the server instance id. */
+    actorId: text('actor_id').notNull(),
+    /** train | compress | encrypt | upload | aggregate | decrypt | review | apply */
+    stage: text('stage').notNull(),
+    durationMs: real('duration_ms').notNull(),
+    recordedAt: integer('recorded_at').notNull(),
+  },
+  (t) => [
+    uniqueIndex('round_stage_timings_unique').on(t.roundId, t.actorKind, t.actorId, t.stage),
+    index('round_stage_timings_org_round_idx').on(t.orgId, t.roundId),
+  ],
+);
