@@ -5,6 +5,7 @@
 import Dexie, { type EntityTable } from 'dexie';
 import type { ContributionJson, DecisionJson, FleetJson, LedgerJson, OrgJson, ReleaseSummaryJson, RobotJson, RoundJson, UserJson } from './types.ts';
 import type { ReviewOutcome, VerificationSummary } from '../../workers/he/api.ts';
+import type { AuditAlarmRow, AuditHeadRow, AuditLeafRow } from './audit-log.ts';
 
 /**
  * Who is signed in, for the UI (also offline). The session token itself is not here: it lives only in
@@ -88,6 +89,10 @@ export type AppDb = Dexie & {
   blobs: EntityTable<BlobRow, 'key'>;
   candidates: EntityTable<CandidateRow, 'roundId'>;
   outbox: EntityTable<OutboxRow, 'id'>;
+  /** The audit page (src/lib/audit-log.ts): verified heads, verified leaves, alarms; all public data. */
+  auditHeads: EntityTable<AuditHeadRow, 'orgId'>;
+  auditLeaves: Dexie.Table<AuditLeafRow, [string, number]>;
+  auditAlarms: EntityTable<AuditAlarmRow, 'id'>;
 };
 
 export const APP_DB_NAME = 'tensorguard-app';
@@ -100,6 +105,12 @@ db.version(1).stores({
   blobs: 'key, roundId',
   candidates: 'roundId',
   outbox: 'id, status, roundId, createdAt',
+});
+// Version 2: the audit page's pinned key + last verified head per organization, leaf rows, alarms.
+db.version(2).stores({
+  auditHeads: 'orgId',
+  auditLeaves: '[orgId+index], [orgId+action]',
+  auditAlarms: '++id, orgId, at',
 });
 
 export const blobKeys = {

@@ -6,12 +6,24 @@ import { registerTransferHandlers } from '../../workers/transfer.ts';
 import type { HeWorkerApi } from '../../workers/he/api.ts';
 import type { SigningWorkerApi } from '../../workers/signing/api.ts';
 import type { EvalWorkerApi } from '../../workers/eval/api.ts';
+import type { AuditWorkerApi } from '../../workers/audit/api.ts';
 
 export { moving, WorkerError, type ProgressCallback } from '../../workers/transfer.ts';
 
 let he: Comlink.Remote<HeWorkerApi> | null = null;
 let signer: Comlink.Remote<SigningWorkerApi> | null = null;
 let evaluator: Comlink.Remote<EvalWorkerApi> | null = null;
+let auditor: Comlink.Remote<AuditWorkerApi> | null = null;
+
+/** The audit worker: audit-log verification (public data only; keeps hashing off the UI thread). */
+export function auditWorker(): Comlink.Remote<AuditWorkerApi> {
+  if (!auditor) {
+    registerTransferHandlers();
+    const worker = new Worker(new URL('../../workers/audit/audit-worker.ts', import.meta.url), { type: 'module', name: 'tensorguard-audit' });
+    auditor = Comlink.wrap<AuditWorkerApi>(worker);
+  }
+  return auditor;
+}
 
 /** The eval worker: the review's evaluation gate (onnxruntime-web, WASM) on the reference policy. */
 export function evalWorker(): Comlink.Remote<EvalWorkerApi> {
