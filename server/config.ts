@@ -7,7 +7,11 @@ const DEVELOPMENT_ONLY: Array<{ name: string; why: string }> = [
   { name: 'TG_BENCH_NULL_SINK', why: 'mounts an unauthenticated upload sink for the ingest benchmark' },
   { name: 'TG_FAILPOINTS', why: 'injects crashes for the crash tests' },
   { name: 'TG_DEBUG', why: 'prints debugging output' },
+  { name: 'TG_REAUTH_WINDOW_MS', why: 'changes how long a password proof unlocks sensitive actions (the browser tests shorten it)' },
 ];
+
+/** Bounds of TG_REAUTH_WINDOW_MS: at least a second, at most the 5-minute default (never longer). */
+const REAUTH_WINDOW_BOUNDS = { min: 1000, max: 5 * 60 * 1000 };
 
 const WEAK = /^(changeme|change-me|password|secret|test|dev|development|example|token|admin|default|0+|x+)$/i;
 
@@ -22,6 +26,8 @@ export interface ServerConfigCheck {
   /** Cookies always Secure: production, or a declared https public URL / TLS proxy. */
   secureCookies: boolean;
   trustProxy: boolean;
+  /** TG_REAUTH_WINDOW_MS (development and test only): the re-authentication window; undefined = default. */
+  reauthWindowMs: number | undefined;
   problems: string[];
 }
 
@@ -35,6 +41,14 @@ export function checkServerConfig(env: Record<string, string | undefined>): Serv
   const trustProxy = env.TG_TRUST_PROXY === '1' || proxyTls;
   if (publicUrl !== undefined && !/^https?:\/\/[^\s/]+/.test(publicUrl)) problems.push(`TG_PUBLIC_URL=${publicUrl} is not an http(s) URL`);
   const httpsDeclared = proxyTls || (publicUrl?.startsWith('https://') ?? false);
+  let reauthWindowMs: number | undefined;
+  const reauthText = env.TG_REAUTH_WINDOW_MS;
+  if (reauthText !== undefined && reauthText !== '' && reauthText !== '0') {
+    const value = Number(reauthText);
+    if (!/^[0-9]{1,9}$/.test(reauthText) || value < REAUTH_WINDOW_BOUNDS.min || value > REAUTH_WINDOW_BOUNDS.max)
+      problems.push(`TG_REAUTH_WINDOW_MS=${reauthText} is not a whole number of milliseconds from ${REAUTH_WINDOW_BOUNDS.min} to ${REAUTH_WINDOW_BOUNDS.max}`);
+    else reauthWindowMs = value;
+  }
   if (production) {
     for (const d of DEVELOPMENT_ONLY) {
       const v = env[d.name];
@@ -64,7 +78,7 @@ export function checkServerConfig(env: Record<string, string | undefined>): Serv
       if (env[name] !== undefined && Number(env[name]) > 100_000) problems.push(`${name}=${env[name]} effectively disables rate limiting; unset it`);
     }
   }
-  return { production, secureCookies: production || httpsDeclared, trustProxy, problems };
+  return { production, secureCookies: production || httpsDeclared, trustProxy, reauthWindowMs: production ? undefined : reauthWindowMs, problems };
 }
 
 export class ConfigurationError extends Error {

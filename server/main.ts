@@ -74,7 +74,7 @@ export async function startServer(options: {
   const reclaimed = await reclaimDeadLocalLeases({ db });
   if (reclaimed > 0) logger.info('freed leases of dead processes on this host', { count: reclaimed });
   const admission = new Admission({ limits });
-  const app = createApp({ db, blobs: createBlobStore({ config: blobConfig }), logger, admission, benchNullSink: options.benchNullSink, auditKey: audit.key, rateLimits, secureCookies: config.secureCookies, trustProxy: config.trustProxy });
+  const app = createApp({ db, blobs: createBlobStore({ config: blobConfig }), logger, admission, benchNullSink: options.benchNullSink, auditKey: audit.key, rateLimits, secureCookies: config.secureCookies, trustProxy: config.trustProxy, reauthWindowMs: config.reauthWindowMs });
   const host = options.host ?? '127.0.0.1';
 
   let server: Server;

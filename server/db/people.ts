@@ -1,6 +1,9 @@
-// Organizations, users and sessions: the repository functions the people routes use.
+// Organizations, users and sessions: the repository functions the people routes use. Every change
+// appends its audit leaf in the same transaction: org.bootstrap, user.create, session.create (with the
+// reason: signin, bootstrap or password_change), session.delete (sign-out). Role changes, disabling,
+// re-authentication and lockouts live in server/db/session-security.ts.
 import { and, asc, eq, sql } from 'drizzle-orm';
-import { organizations, sessions, users } from './schema.ts';
+import { organizations, sessionActivity, sessions, users } from './schema.ts';
 import { isUniqueViolation, toBuffer, toBytes, type Executor } from './common.ts';
 import type { Database } from './client.ts';
 import { appendAudit } from './audit.ts';
@@ -79,9 +82,15 @@ export async function findUserByName(options: { db: Executor; name: string }) {
   return (await options.db.select().from(users).where(eq(users.name, options.name)).get()) ?? null;
 }
 
-export async function listUsers(options: { db: Executor; orgId: string }): Promise<UserView[]> {
-  const rows = await options.db.select().from(users).where(eq(users.orgId, options.orgId)).orderBy(asc(users.createdAt)).all();
-  return rows.map(userView);
+/** A user as the admin's list shows it: the view plus whether (and since when) it is disabled. */
+export interface UserListEntry extends UserView {
+  disabled: boolean;
+  disabledAt: number | null;
+}
+
+export async function listUsers(options: { db: Executor; orgId: string }): Promise<UserListEntry[]> {
+  const rows = await options.db.select().from(users).where(eq(users.orgId, options.orgId)).orderBy(asc(users.createdAt), asc(users.id)).all();
+  return rows.map((row) => ({ ...userView(row), disabled: row.disabledAt !== null, disabledAt: row.disabledAt }));
 }
 
 export async function getOrganization(options: { db: Executor; orgId: string }) {
@@ -97,6 +106,8 @@ export async function createSession(options: {
   secretHash: Uint8Array;
   now: number;
   expiresAt: number;
+  /** Why the session exists (audited): a sign-in, the bootstrap, or the new session of a password change. */
+  reason: 'signin' | 'bootstrap' | 'password_change';
 }): Promise<void> {
   const { db, now } = options;
   await db.transaction(async (tx) => {
@@ -104,7 +115,17 @@ export async function createSession(options: {
       .insert(sessions)
       .values({ id: options.id, orgId: options.orgId, userId: options.userId, secretHash: toBuffer(options.secretHash), createdAt: now, expiresAt: options.expiresAt })
       .run();
-    await appendAudit({ db: tx, orgId: options.orgId, actor: { type: 'user', id: options.userId }, action: 'session.create', target: options.id, now });
+    // Used now, and the password was proved now (the sign-in itself): sensitive actions need no re-auth yet.
+    await tx.insert(sessionActivity).values({ sessionId: options.id, lastUsedAt: now, reauthAt: now }).run();
+    await appendAudit({
+      db: tx,
+      orgId: options.orgId,
+      actor: { type: 'user', id: options.userId },
+      action: 'session.create',
+      target: options.id,
+      details: { userId: options.userId, reason: options.reason, expiresAt: options.expiresAt },
+      now,
+    });
   });
 }
 
@@ -126,9 +147,24 @@ export async function extendSession(options: { db: Database; id: string; expires
   });
 }
 
+/** Sign-out: the session and its activity row go, audited `session.delete`. */
 export async function endSession(options: { db: Database; id: string; orgId: string; userId: string; now: number }): Promise<void> {
   await options.db.transaction(async (tx) => {
-    await tx.delete(sessions).where(and(eq(sessions.id, options.id), eq(sessions.orgId, options.orgId))).run();
-    await appendAudit({ db: tx, orgId: options.orgId, actor: { type: 'user', id: options.userId }, action: 'session.delete', target: options.id, now: options.now });
+    const gone = await tx
+      .delete(sessions)
+      .where(and(eq(sessions.id, options.id), eq(sessions.orgId, options.orgId), eq(sessions.userId, options.userId)))
+      .returning({ id: sessions.id })
+      .all();
+    if (gone.length === 0) return; // ended meanwhile (revoked by a concurrent change): nothing to record
+    await tx.delete(sessionActivity).where(eq(sessionActivity.sessionId, options.id)).run();
+    await appendAudit({
+      db: tx,
+      orgId: options.orgId,
+      actor: { type: 'user', id: options.userId },
+      action: 'session.delete',
+      target: options.id,
+      details: { userId: options.userId, reason: 'signout' },
+      now: options.now,
+    });
   });
 }

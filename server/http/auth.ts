@@ -147,7 +147,8 @@ function hasRole(principal: PersonPrincipal, roles: readonly Role[] | undefined)
  * Requires an authenticated caller of the given kinds. `roles`: a person must hold at least one
  * (403 otherwise). Robots are only accepted where `robot: true`; `robotBudget` names an extra
  * per-robot budget the route spends. `reauth`: a person must have proved the password within
- * REAUTH_WINDOW_MS (403 `reauth_required`).
+ * REAUTH_WINDOW_MS, or `deps.reauthWindowMs` (TG_REAUTH_WINDOW_MS, refused in production), on this very
+ * session (403 `reauth_required`).
  */
 export function requireAuth(options: {
   deps: AppDeps;
@@ -179,7 +180,7 @@ export function requireAuth(options: {
       await spendBudget({ deps, key: `user:${principal.userId}`, limit: deps.rateLimits.userPerMinute, what: 'too many requests for this user' });
       if (!allowPerson) throw new ForbiddenError('this route is for robots');
       if (!hasRole(principal, personRoles)) throw new ForbiddenError(`requires role ${personRoles!.join(' or ')}`);
-      if (options.reauth && deps.now() - reauthAt > REAUTH_WINDOW_MS)
+      if (options.reauth && deps.now() - reauthAt > (deps.reauthWindowMs ?? REAUTH_WINDOW_MS))
         throw httpError({ status: 403, code: 'reauth_required', message: 'this action needs your password again: POST /v1/sessions/reauth' });
     }
     await next();

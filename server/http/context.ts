@@ -33,6 +33,8 @@ export interface AppDeps {
   secureCookies: boolean;
   /** Behind a declared reverse proxy: X-Forwarded-For / -Proto are believed (TG_TRUST_PROXY=1). */
   trustProxy: boolean;
+  /** How recent a password proof must be for a sensitive action; default REAUTH_WINDOW_MS (server/http/auth.ts). */
+  reauthWindowMs?: number;
 }
 
 export interface PersonPrincipal {

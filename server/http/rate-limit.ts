@@ -103,10 +103,18 @@ export async function checkSignin(options: { deps: AppDeps; user: string; addres
   }
 }
 
-export async function failSignin(options: { deps: AppDeps; user: string; address: string }): Promise<void> {
+/**
+ * Counts a failed sign-in (or password proof) against the account and the address. `accountLocked` is
+ * true for exactly the failure that used up the account's budget (the lockout starts now and lasts
+ * until `lockedUntil`), so the caller can audit the lockout once.
+ */
+export async function failSignin(options: { deps: AppDeps; user: string; address: string }): Promise<{ accountFailures: number; accountLocked: boolean; lockedUntil: number }> {
   const { deps } = options;
   const windowStart = windowOf(deps.now(), deps.rateLimits.signinWindowMs);
-  await incrementCounters({ db: deps.db, windows: signinKeys(options).map((key) => ({ key, windowStart, hits: 1 })) });
+  const keys = signinKeys(options);
+  const counts = await incrementCounters({ db: deps.db, windows: keys.map((key) => ({ key, windowStart, hits: 1 })) });
+  const accountFailures = counts.get(keys[0]!) ?? 0;
+  return { accountFailures, accountLocked: accountFailures === deps.rateLimits.signinFailures, lockedUntil: windowStart + deps.rateLimits.signinWindowMs };
 }
 
 /** A successful sign-in clears the account's failures (not the address's). */

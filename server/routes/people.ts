@@ -2,8 +2,14 @@
 // POST /users, GET /users, PATCH /users/:id, POST /users/me/password.
 // Bootstrap and sign-in return the token (for the CLI's Bearer header) and set it as the HttpOnly
 // `tg_session` cookie (for the PWA, which never sees it); sign-out clears it. Role changes, disabling
-// and password changes revoke the user's sessions; user creation and role changes need a recent
-// password proof (server/http/auth.ts `reauth`).
+// and password changes revoke the user's sessions; user creation and user changes need a recent
+// password proof on the same session (server/http/auth.ts `reauth`).
+//
+// Audit leaves (the repositories append them in the change's transaction): org.bootstrap, user.create,
+// session.create {reason}, session.delete, session.reauth, session.reauth_fail (wrong password on a
+// signed-in session), user.roles {oldRoles, newRoles}, user.disable, user.enable, user.password, and
+// user.lockout for the failure that locks an account (server/http/rate-limit.ts). A failed sign-in
+// itself is a denial (server/audit/denials.ts `session.fail`, bounded per window).
 import { Hono, type Context } from 'hono';
 import { deleteCookie, setCookie } from 'hono/cookie';
 import { z } from 'zod';
@@ -12,7 +18,7 @@ import { ROLES, bootstrapOrganization, createSession, createUser, endSession, fi
 import { dummyPasswordHash, hashPassword, verifyPassword } from '../auth/password.ts';
 import { newId, newToken } from '../auth/tokens.ts';
 import { SESSION_COOKIE, SESSION_TTL_MS, personOf, requireAuth } from '../http/auth.ts';
-import { changePassword, getUserInOrg, touchSession, updateUser } from '../db/session-security.ts';
+import { changePassword, getUserInOrg, recordLockout, recordPasswordProofFailure, recordReauth, updateUser } from '../db/session-security.ts';
 import { checkSignin, clientAddress, failSignin, succeedSignin } from '../http/rate-limit.ts';
 import { httpError } from '../http/errors.ts';
 import { SMALL_JSON_LIMIT, idParam, limitBody, readJson, NO_BODY_LIMIT } from '../http/body.ts';
@@ -39,20 +45,37 @@ export function createPeopleRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
   const small = limitBody({ maxSize: SMALL_JSON_LIMIT });
 
   /** A new session (a new token on every sign-in, ASVS 7.2.4), also set as the HttpOnly cookie. */
-  async function issueSession(c: Context<AppEnv>, orgId: string, userId: string) {
+  async function issueSession(c: Context<AppEnv>, orgId: string, userId: string, reason: 'signin' | 'bootstrap' | 'password_change') {
     const now = deps.now();
     const { id, token, secretHash } = newToken({ prefix: 'ses' });
     const expiresAt = now + SESSION_TTL_MS;
-    await createSession({ db: deps.db, id, orgId, userId, secretHash, now, expiresAt });
-    await touchSession({ db: deps.db, sessionId: id, lastUsedAt: now, reauthAt: now });
+    await createSession({ db: deps.db, id, orgId, userId, secretHash, now, expiresAt, reason });
     const https = new URL(c.req.url).protocol === 'https:' || (deps.trustProxy && c.req.header('x-forwarded-proto') === 'https');
     setCookie(c, SESSION_COOKIE, token, { httpOnly: true, sameSite: 'Lax', secure: deps.secureCookies || https, path: '/', expires: new Date(expiresAt) });
     return { token, expiresAt };
   }
 
-  async function proveCurrentPassword(userId: string, orgId: string, password: string): Promise<void> {
-    const user = await getUserInOrg({ db: deps.db, orgId, userId });
-    if (!user || !(await verifyPassword({ password, hash: user.passwordHash }))) throw new AuthenticationError('wrong password');
+  /** Counts a failed sign-in or password proof; the failure that locks the account is audited. */
+  async function countFailure(c: Context<AppEnv>, userName: string, user: { id: string; orgId: string } | null): Promise<void> {
+    const address = clientAddress(c, { trustProxy: deps.trustProxy });
+    const result = await failSignin({ deps, user: userName, address });
+    if (result.accountLocked && user)
+      await recordLockout({ db: deps.db, orgId: user.orgId, userId: user.id, failures: result.accountFailures, lockedUntil: result.lockedUntil, now: deps.now() });
+  }
+
+  /**
+   * The signed-in person's password again (re-authentication, password change): under the sign-in
+   * lockout, and a wrong one is 401 `wrong_password` (not `unauthenticated`: the session itself is
+   * fine, so the PWA keeps it), counted and audited.
+   */
+  async function proveCurrentPassword(c: Context<AppEnv>, password: string, purpose: 'reauth' | 'password_change'): Promise<void> {
+    const p = personOf(c);
+    await checkSignin({ deps, user: p.userName, address: clientAddress(c, { trustProxy: deps.trustProxy }) });
+    const user = await getUserInOrg({ db: deps.db, orgId: p.orgId, userId: p.userId });
+    if (user && (await verifyPassword({ password, hash: user.passwordHash }))) return;
+    await recordPasswordProofFailure({ db: deps.db, orgId: p.orgId, userId: p.userId, sessionId: p.sessionId, purpose, now: deps.now() });
+    await countFailure(c, p.userName, { id: p.userId, orgId: p.orgId });
+    throw httpError({ status: 401, code: 'wrong_password', message: 'wrong password' });
   }
 
   routes.post('/bootstrap', small, async (c) => {
@@ -69,7 +92,7 @@ export function createPeopleRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
       passwordHash,
       now: deps.now(),
     });
-    const session = await issueSession(c, org.id, user.id);
+    const session = await issueSession(c, org.id, user.id, 'bootstrap');
     return c.json({ ...session, user, org }, 201);
   });
 
@@ -80,11 +103,11 @@ export function createPeopleRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
     const user = await findUserByName({ db: deps.db, name: body.user });
     const ok = await verifyPassword({ password: body.password, hash: user?.passwordHash ?? (await dummyPasswordHash()) });
     if (!user || !ok || user.disabledAt !== null) {
-      await failSignin({ deps, user: body.user, address });
+      await countFailure(c, body.user, user);
       throw new AuthenticationError('wrong user name or password');
     }
     await succeedSignin({ deps, user: body.user });
-    const session = await issueSession(c, user.orgId, user.id);
+    const session = await issueSession(c, user.orgId, user.id, 'signin');
     return c.json({ ...session, user: { id: user.id, name: user.name, roles: user.roles } }, 201);
   });
 
@@ -96,19 +119,14 @@ export function createPeopleRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
   });
 
   // Re-authentication: the password again, for the sensitive actions of the next 5 minutes.
+  // The proof counts for this session only; a revoked or ended session's token is 401 before this runs.
   routes.post('/sessions/reauth', small, requireAuth({ deps, person: true }), async (c) => {
     const p = personOf(c);
     const body = await readJson(c, ReauthBody);
-    const address = clientAddress(c, { trustProxy: deps.trustProxy });
-    await checkSignin({ deps, user: p.userName, address });
-    try {
-      await proveCurrentPassword(p.userId, p.orgId, body.password);
-    } catch (error) {
-      await failSignin({ deps, user: p.userName, address });
-      throw error;
-    }
+    await proveCurrentPassword(c, body.password, 'reauth');
+    await succeedSignin({ deps, user: p.userName });
     const now = deps.now();
-    await touchSession({ db: deps.db, sessionId: p.sessionId, lastUsedAt: now, reauthAt: now });
+    await recordReauth({ db: deps.db, orgId: p.orgId, userId: p.userId, sessionId: p.sessionId, now });
     return c.json({ reauthAt: now });
   });
 
@@ -116,17 +134,11 @@ export function createPeopleRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
   routes.post('/users/me/password', small, requireAuth({ deps, person: true }), async (c) => {
     const p = personOf(c);
     const body = await readJson(c, ChangePasswordBody);
-    const address = clientAddress(c, { trustProxy: deps.trustProxy });
-    await checkSignin({ deps, user: p.userName, address });
-    try {
-      await proveCurrentPassword(p.userId, p.orgId, body.currentPassword);
-    } catch (error) {
-      await failSignin({ deps, user: p.userName, address });
-      throw error;
-    }
+    await proveCurrentPassword(c, body.currentPassword, 'password_change');
+    await succeedSignin({ deps, user: p.userName });
     const passwordHash = await hashPassword({ password: body.newPassword });
     const revokedSessions = await changePassword({ db: deps.db, orgId: p.orgId, userId: p.userId, passwordHash, now: deps.now() });
-    const session = await issueSession(c, p.orgId, p.userId);
+    const session = await issueSession(c, p.orgId, p.userId, 'password_change');
     return c.json({ ...session, revokedSessions });
   });
 
@@ -159,15 +171,18 @@ export function createPeopleRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
     return c.json(await listUsers({ db: deps.db, orgId: p.orgId }));
   });
 
-  // Roles and disabling; either revokes all of the user's sessions. An admin cannot lock themself out.
+  // Roles and disabling; either revokes all of the user's sessions. An admin cannot disable themself,
+  // and nobody can leave the organization without an active admin (409 `last_admin`, checked in the
+  // transaction): an admin may drop their own admin role only while another active admin remains.
   routes.patch('/users/:id', small, requireAuth({ deps, person: { roles: ['admin'] }, reauth: true }), async (c) => {
     const p = personOf(c);
     const userId = idParam.parse(c.req.param('id'));
     const body = await readJson(c, UpdateUserBody);
-    if (userId === p.userId && (body.disabled === true || (body.roles && !body.roles.includes('admin'))))
-      throw new ForbiddenError('an admin cannot disable themself or drop their own admin role');
+    if (userId === p.userId && body.disabled === true) throw new ForbiddenError('an admin cannot disable themself; another admin can');
     const user = await updateUser({ db: deps.db, orgId: p.orgId, actorId: p.userId, userId, roles: body.roles, disabled: body.disabled, now: deps.now() });
     if (!user) throw new NotFoundError('user not found');
+    // Dropping one's own admin role ended this session too: clear its cookie.
+    if (userId === p.userId && user.revokedSessions > 0) deleteCookie(c, SESSION_COOKIE, { path: '/' });
     return c.json(user);
   });
 
