@@ -25,7 +25,15 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
-export type Auth = { kind: 'none' } | { kind: 'session'; token: string } | { kind: 'robot'; robotId: string; secretKey: Uint8Array };
+/**
+ * How requests authenticate. A person's session may carry `reauth`: asked for the password when a
+ * sensitive route answers 403 `reauth_required` (the server wants a fresh password proof); the client
+ * then proves it (POST /v1/sessions/reauth) and repeats the request once.
+ */
+export type Auth =
+  | { kind: 'none' }
+  | { kind: 'session'; token: string; reauth?: () => Promise<string> }
+  | { kind: 'robot'; robotId: string; secretKey: Uint8Array };
 
 export class ApiClient {
   constructor(readonly baseUrl: string, private readonly auth: Auth) {
@@ -33,6 +41,17 @@ export class ApiClient {
   }
 
   private async send(method: string, path: string, body?: Uint8Array, contentType?: string, extraHeaders?: Record<string, string>): Promise<Response> {
+    try {
+      return await this.sendOnce(method, path, body, contentType, extraHeaders);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 403 && err.code === 'reauth_required' && this.auth.kind === 'session' && this.auth.reauth)) throw err;
+      const password = await this.auth.reauth();
+      await this.sendOnce('POST', '/v1/sessions/reauth', new TextEncoder().encode(JSON.stringify({ password })), 'application/json');
+      return this.sendOnce(method, path, body, contentType, extraHeaders);
+    }
+  }
+
+  private async sendOnce(method: string, path: string, body?: Uint8Array, contentType?: string, extraHeaders?: Record<string, string>): Promise<Response> {
     const headers: Record<string, string> = { ...extraHeaders };
     if (contentType) headers['content-type'] = contentType;
     const raw = body ?? new Uint8Array(0);

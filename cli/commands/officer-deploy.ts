@@ -5,8 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { CommandContext } from '../context.ts';
 import { CliError } from '../context.ts';
-import { ApiClient } from '../api.ts';
-import { readSession } from '../home.ts';
+import { sessionClient } from '../session-client.ts';
 import { fromBase64, toBase64, bytesToHex } from '../../core/bytes.ts';
 import { nextReleaseVersion, type ReleaseRobot } from '../../core/round/release.ts';
 import { buildStagedRelease, recoverReleaseFiles, rollbackSource } from '../../core/registry/rollout.ts';
@@ -25,11 +24,6 @@ interface ReleaseListItem {
   releaseId: string;
   releaseVersion: number;
   kind: string;
-}
-
-async function sessionClient(ctx: CommandContext) {
-  const session = await readSession(ctx.home);
-  return { session, api: new ApiClient(session.server, { kind: 'session', token: session.token }) };
 }
 
 function decodeRobots(robots: RobotListItem[]): ReleaseRobot[] {

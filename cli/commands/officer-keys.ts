@@ -15,8 +15,9 @@ import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import type { CommandContext } from '../context.ts';
 import { CliError } from '../context.ts';
+import { sessionClient } from '../session-client.ts';
 import { ApiClient } from '../api.ts';
-import { exists, openFromFile, readJson, readSession, sealToFile, writeFileAtomic, writeJson } from '../home.ts';
+import { exists, openFromFile, readJson, sealToFile, writeFileAtomic, writeJson } from '../home.ts';
 import { loadOfficerSecrets, officerInit } from './officer.ts';
 import { generateKemKeyPair, KEM_SIZES } from '../../core/crypto/kem.ts';
 import { bytesToHex, equalBytes, fromBase64, toBase64 } from '../../core/bytes.ts';
@@ -36,11 +37,6 @@ interface RecoveryRecipients {
 
 const officerDir = (home: string) => join(home, 'officer');
 const recoveryDir = (home: string) => join(home, 'recovery');
-
-async function sessionClient(ctx: CommandContext) {
-  const session = await readSession(ctx.home);
-  return { session, api: new ApiClient(session.server, { kind: 'session', token: session.token }) };
-}
 
 async function requireOfficerHome(ctx: CommandContext): Promise<void> {
   if (!(await exists(join(officerDir(ctx.home), 'secrets.sealed'))))

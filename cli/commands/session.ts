@@ -2,7 +2,8 @@
 import { join } from 'node:path';
 import type { CommandContext } from '../context.ts';
 import { ApiClient } from '../api.ts';
-import { readSession, writeJson, type SessionConfig } from '../home.ts';
+import { sessionClient } from '../session-client.ts';
+import { writeJson, type SessionConfig } from '../home.ts';
 import { DEFAULT_ENVELOPE } from '../../core/envelope.ts';
 
 function normalizeServer(url: string): string {
@@ -32,15 +33,13 @@ export async function login(ctx: CommandContext, opts: { server: string; user: s
 }
 
 export async function userAdd(ctx: CommandContext, opts: { user: string; role: string[] }): Promise<{ user: string; roles: string[] }> {
-  const session = await readSession(ctx.home);
-  const api = new ApiClient(session.server, { kind: 'session', token: session.token });
+  const { api } = await sessionClient(ctx);
   await api.json('POST', '/v1/users', { user: opts.user, password: await ctx.password(`new user ${opts.user}`), roles: opts.role });
   return { user: opts.user, roles: opts.role };
 }
 
 export async function fleetCreate(ctx: CommandContext, opts: { name: string; maxUpdateBytes?: number; maxParams?: number; dpEpsilonBudget?: number }): Promise<{ id: string; name: string }> {
-  const session = await readSession(ctx.home);
-  const api = new ApiClient(session.server, { kind: 'session', token: session.token });
+  const { api } = await sessionClient(ctx);
   const envelope: Record<string, unknown> = {};
   if (opts.maxUpdateBytes) {
     const max = opts.maxUpdateBytes;
