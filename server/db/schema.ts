@@ -603,3 +603,46 @@ export const roundStageTimings = sqliteTable(
     index('round_stage_timings_org_round_idx').on(t.orgId, t.roundId),
   ],
 );
+
+// --- Customer evaluation models (server/routes/evaluation-models.ts) ------------------------------------
+
+/**
+ * A customer's evaluation model for a fleet: the officer-signed record (core/records/eval-model.ts) that
+ * names the ONNX model's SHA-256 and the SHA-256 of the scenario set's ciphertext (AES-256-GCM, content
+ * key wrapped with ML-KEM-768 to officer keys). Both blobs live in the blob store; the server never holds
+ * the scenario set's plaintext or key. The fleet's active model is its newest row that is not retired.
+ */
+export const evaluationModels = sqliteTable(
+  'evaluation_models',
+  {
+    id: text('id').primaryKey(),
+    orgId: orgId(),
+    /** The record's modelId (chosen by the officer; unique per organization, the API's id). */
+    modelId: text('model_id').notNull(),
+    fleetId: text('fleet_id')
+      .notNull()
+      .references(() => fleets.id),
+    name: text('name').notNull(),
+    /** The signed record bytes, as the officer posted them. */
+    record: bytes('record').notNull(),
+    /** The record's domain-separated fingerprint, hex. */
+    fingerprint: text('fingerprint').notNull(),
+    /** SHA-256 of the officer's ML-DSA-65 public key that signed the record, hex. */
+    signerKeySha256: text('signer_key_sha256').notNull(),
+    modelSha256: text('model_sha256').notNull(),
+    modelBytes: integer('model_bytes').notNull(),
+    scenariosSha256: text('scenarios_sha256').notNull(),
+    scenariosBytes: integer('scenarios_bytes').notNull(),
+    createdBy: text('created_by').notNull(),
+    createdAt: createdAt(),
+    retiredBy: text('retired_by'),
+    retiredAt: integer('retired_at'),
+    retireReason: text('retire_reason'),
+  },
+  (t) => [
+    uniqueIndex('evaluation_models_fingerprint_unique').on(t.orgId, t.fingerprint),
+    uniqueIndex('evaluation_models_model_unique').on(t.orgId, t.modelId),
+    index('evaluation_models_fleet_idx').on(t.orgId, t.fleetId, t.createdAt),
+    index('evaluation_models_fleet_fk_idx').on(t.fleetId),
+  ],
+);

@@ -7,6 +7,11 @@
 //   template adapter (the deployed policy) + candidate ──runReferenceGateOnnx──▶ GateReport ──▶ UI
 // The candidate is read from the key store here, so the UI never holds the decrypted adapter; what goes
 // back is the report (rates, violations, forces, KL, the verdict), which is what the officer reviews.
+//
+// Customer evaluation models (issue 5, ./eval-models.ts): prepareEvalModel verifies and decrypts a fleet's
+// registered model + scenario set here (the officer's KEM key never leaves the worker) and keeps them in the
+// key store; evaluateCandidate with a `fleetId` whose model was prepared runs core/eval/customer-gate.ts
+// runCustomerGateOnnx instead (`evalModel: 'reference'` forces the reference task).
 import { loadPeftAdapter, adapterSchema } from '../../core/peft/adapter.ts';
 import { IntegrityError } from '../../core/errors.ts';
 import { notApplicableGateReport, referenceGateApplicability, runReferenceGateOnnx, type GateReport, type GateSetCounts } from '../../core/eval/reference-gate.ts';
@@ -14,6 +19,10 @@ import type { OrtModuleLike } from '../../core/eval/runners.ts';
 import { openVault } from '../keystore/vault.ts';
 import { decodeCandidate } from '../keystore/candidates.ts';
 import { bytesOf, type BytesLike, type ProgressCallback } from '../transfer.ts';
+import { runCustomerGateOnnx } from '../../core/eval/customer-gate.ts';
+import { forgetEvalModel, loadPreparedEvalModel, prepareEvalModel, preparedEvalModelSummary, type EvalModelSummary } from './eval-models.ts';
+
+export type { EvalModelSummary } from './eval-models.ts';
 
 /** Where the PWA serves the reference policy (SvelteKit serves static/ at the root). */
 export const REFERENCE_MODEL_URL = '/models/reference-policy.onnx';
@@ -24,9 +33,26 @@ export interface EvalWorkerApi {
    * round's template adapter (the policy robots run now).
    */
   evaluateCandidate(
-    options: { roundId: string; candidateHandle: string; template: { adapterConfigJson: BytesLike; adapterSafetensors: BytesLike }; counts?: Partial<GateSetCounts> },
+    options: {
+      roundId: string;
+      candidateHandle: string;
+      template: { adapterConfigJson: BytesLike; adapterSafetensors: BytesLike };
+      counts?: Partial<GateSetCounts>;
+      /** The round's fleet: its prepared customer evaluation model is used when there is one. */
+      fleetId?: string;
+      /** 'reference' forces the reference task even when the fleet has a prepared model. */
+      evalModel?: 'fleet' | 'reference';
+    },
     onProgress?: ProgressCallback,
   ): Promise<GateReport>;
+  /**
+   * Verifies (pinned officer key, blob hashes) and decrypts a fleet's evaluation model and scenario set,
+   * downloaded by the UI from GET /v1/evaluation-models/:id{,/model,/scenarios}; keeps them for reviews.
+   */
+  prepareEvalModel(options: { fleetId: string; record: BytesLike; model: BytesLike; scenarios: BytesLike }): Promise<EvalModelSummary>;
+  /** The prepared model of a fleet (public summary), or null. */
+  preparedEvalModel(options: { fleetId: string }): Promise<EvalModelSummary | null>;
+  forgetEvalModel(options: { fleetId: string }): Promise<void>;
 }
 
 async function loadOrt(): Promise<OrtModuleLike> {
@@ -64,6 +90,24 @@ export function createEvalWorkerApi(options: { fetchModel?: () => Promise<Uint8A
       const deployed = loadPeftAdapter({ files: { 'adapter_config.json': await bytesOf(o.template.adapterConfigJson), 'adapter_model.safetensors': await bytesOf(o.template.adapterSafetensors) } });
       const candidateAdapterSha256 = await webCryptoSha256Hex(c.adapterSafetensors);
       const tensors = adapterSchema({ adapter: candidate });
+      const customer = o.fleetId && o.evalModel !== 'reference' ? await loadPreparedEvalModel({ vault, fleetId: o.fleetId }) : null;
+      if (customer) {
+        onProgress?.(0, 1, `loading evaluation model ${customer.record.name} (ONNX)`);
+        return runCustomerGateOnnx({
+          ort: await loadOrt(),
+          model: customer.model,
+          record: customer.record,
+          fingerprint: customer.fingerprint,
+          document: customer.document,
+          roundId: o.roundId,
+          tensors,
+          deployed,
+          candidate,
+          candidateAdapterSha256,
+          runtime: 'onnxruntime-web/wasm (browser worker)',
+          onProgress: (done, total, phase) => onProgress?.(done, total, `${customer.record.name} ${phase}: set ${done} of ${total}`),
+        });
+      }
       const applicability = referenceGateApplicability({ tensors });
       // Not the reference policy's layout: say so (no model load, no number).
       if (!applicability.applicable) return notApplicableGateReport({ roundId: o.roundId, candidateAdapterSha256, reason: applicability.reason });
@@ -81,6 +125,15 @@ export function createEvalWorkerApi(options: { fetchModel?: () => Promise<Uint8A
         counts: o.counts,
         onProgress: (done, total, phase) => onProgress?.(done, total, `${phase}: set ${done} of ${total}`),
       });
+    },
+    async prepareEvalModel(o) {
+      return prepareEvalModel({ vault, fleetId: o.fleetId, record: await bytesOf(o.record), model: await bytesOf(o.model), sealed: await bytesOf(o.scenarios), now: Date.now() });
+    },
+    async preparedEvalModel(o) {
+      return preparedEvalModelSummary({ vault, fleetId: o.fleetId });
+    },
+    async forgetEvalModel(o) {
+      await forgetEvalModel({ vault, fleetId: o.fleetId });
     },
   };
 }
