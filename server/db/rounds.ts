@@ -10,7 +10,8 @@ import type { Database } from './client.ts';
 import { appendAudit, type AuditActor } from './audit.ts';
 import { httpError } from '../http/errors.ts';
 import { failpoint } from '../operations/failpoints.ts';
-import { withLease } from './leases.ts';
+import { INSTANCE_ID, withLease } from './leases.ts';
+import { recordServerStageTiming } from './round-timings.ts';
 
 export type RoundState = 'open' | 'closed' | 'finalized';
 export const ROUND_STATES: readonly RoundState[] = ['open', 'closed', 'finalized'];
@@ -181,6 +182,8 @@ export async function settleRound(options: {
   now: number;
 }): Promise<RoundView> {
   const { db, now } = options;
+  // The server's `aggregate` stage of the round latency breakdown: this finalization, lease included.
+  const started = performance.now();
   const settled = await withLease({
     db,
     name: `round-finalize:${options.round.pk}`,
@@ -207,6 +210,8 @@ export async function settleRound(options: {
               details: { reason: options.reason, contributions: round.contributionCount, quorum: round.quorum, aggregateSha256: round.aggregateSha256 },
               now,
             });
+            if (next === 'finalized')
+              await recordServerStageTiming({ db: tx, orgId: round.orgId, roundPk: round.pk, actorId: INSTANCE_ID, stage: 'aggregate', durationMs: performance.now() - started, now });
             failpoint('round.in_finalize');
           }
           const row = await tx.select().from(rounds).where(eq(rounds.id, round.pk)).get();

@@ -147,6 +147,21 @@ test('officer flow in the browser, robots on the CLI, no secret ever leaves the 
     await shots('review-released');
   });
 
+  await test.step('the round page charts the latency breakdown: robot stages from the CLI pushes, aggregate, decrypt and review', async () => {
+    await expect(async () => {
+      await page.goto(`${suite.url}/rounds/${roundId}`);
+      const chart = page.getByTestId('latency-breakdown');
+      await expect(chart).toBeVisible({ timeout: 5_000 });
+      // the pushes used adapters not made by `robot train`: no train stage, the other three from each robot
+      for (const stage of ['compress', 'encrypt', 'upload']) await expect(page.getByTestId(`latency-stage-${stage}`)).toHaveAttribute('data-count', '3', { timeout: 1_000 });
+      await expect(page.getByTestId('latency-stage-train')).toHaveAttribute('data-count', '0', { timeout: 1_000 });
+      for (const stage of ['aggregate', 'decrypt', 'review']) await expect(page.getByTestId(`latency-stage-${stage}`)).toHaveAttribute('data-count', '1', { timeout: 1_000 });
+    }).toPass({ timeout: 30_000 });
+    await expect(page.getByRole('img', { name: /Round latency by stage: .*upload p50 .* over 3 reports/ })).toBeVisible();
+    await expect(page.getByTestId('latency-critical-path')).toContainText('contribute');
+    await shots('round-latency');
+  });
+
   await test.step('robots pull and verify the release signed in the browser: the mean of their adapters', async () => {
     const base = await loadAdapterDir(template);
     const names = [...base.tensors.keys()].sort();
