@@ -3,7 +3,9 @@
 // command functions the CLI runs, then compares the decrypted mean with the plaintext mean.
 //
 // --task reference (default): the template is the reference policy's adapter; robot i trains it with
-// `robot train` on demonstrations of its own site (site-a, site-b, site-c in turn); the officer's review
+// `robot train` on its own site (site-a, site-b, site-c in turn) with the round's training stage
+// (--stage: behaviour cloning by default, offline RL, or on-policy RL under the officer's signed
+// approval, core/train/stages.ts); the officer's review
 // runs the evaluation gate (ONNX, onnxruntime-web WASM); and the demo measures the reference policy's
 // held-out success before the round (deployed), after it (the decrypted, possibly DP-noised aggregate)
 // and with the same round aggregated in plaintext (the mean of the robots' adapters, computed here), all
@@ -35,7 +37,7 @@ import { randomBytes } from '../../core/random.ts';
 import { trainableTensorNames, sparsificationMask } from '../../core/round/mask.ts';
 import { flattenTensors } from '../../core/peft/adapter.ts';
 import { openRoundConfig } from '../../core/records/round-config.ts';
-import type { DpMode } from '../../core/records/round-config.ts';
+import type { DpMode, RoundStage } from '../../core/records/round-config.ts';
 
 export interface DemoOptions {
   robots: number;
@@ -46,6 +48,8 @@ export interface DemoOptions {
   /** reference task: demonstration episodes and optimizer steps per robot, held-out scenarios per set. */
   episodes?: number;
   trainSteps?: number;
+  /** Reference task: the training stage of every round (on_policy_rl rounds carry the officer's signed approval). */
+  stage?: RoundStage;
   gateScenarios?: number;
   clip?: number;
   noiseMultiplier?: number;
@@ -64,6 +68,9 @@ export async function runDemo(ctx: CommandContext, opts: DemoOptions): Promise<R
   const task = opts.task ?? 'reference';
   if (task !== 'reference' && task !== 'synthetic') throw new RangeError(`"--task" expected reference or synthetic, got ${String(task)}`);
   const reference = task === 'reference';
+  const stage = opts.stage ?? 'imitation_learning';
+  if (!['imitation_learning', 'offline_rl', 'on_policy_rl'].includes(stage)) throw new RangeError(`"--stage" expected imitation_learning, offline_rl or on_policy_rl, got ${String(stage)}`);
+  if (!reference && stage !== 'imitation_learning') throw new RangeError('"--stage" applies to the reference task only');
   const root = opts.keep ? resolve(opts.keep) : await mkdtemp(join(tmpdir(), 'tensorguard-demo-'));
   await mkdir(root, { recursive: true });
   // Fresh random secrets for this demo only: nothing here is a fixed credential.
@@ -120,6 +127,8 @@ export async function runDemo(ctx: CommandContext, opts: DemoOptions): Promise<R
           clip: opts.clip,
           noiseMultiplier: opts.noiseMultiplier,
           epsilonBudget: opts.epsilonBudget,
+          stage,
+          approveOnPolicy: stage === 'on_policy_rl' ? 'demo: simulated cell, no hardware moves' : undefined,
         }),
       );
       const roundDir = join(root, `round-${r}`);

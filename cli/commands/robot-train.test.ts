@@ -17,7 +17,7 @@ describe('robot train', () => {
       const seed = '07'.repeat(32);
       const out = join(dir, 'trained');
       const res = await robotTrain(ctx, { out, site: 'site-c', episodes: 6, steps: 60, seed, freezeA: true });
-      expect(res).toMatchObject({ stage: 'imitation_learning', site: 'site-c', seed, freezeA: true, notBuilt: ['offline_rl', 'on_policy_rl'] });
+      expect(res).toMatchObject({ stage: 'imitation_learning', site: 'site-c', seed, freezeA: true, method: 'behaviour_cloning' });
       expect((res.loss as { final: number }).final).toBeLessThan((res.loss as { initial: number }).initial);
       const trained = await loadAdapterDir(out);
       const start = await loadAdapterDir(join(MODELS_DIR, REFERENCE_POLICY.adapterDir));

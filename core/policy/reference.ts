@@ -20,7 +20,7 @@ export const ADAPTER_SEED = seedFrom({ label: 'reference-policy/v1/adapter' });
 /** Seed of the held-out evaluation scenarios (never used for training). */
 export const EVALUATION_SEED = seedFrom({ label: 'reference-policy/v1/held-out' });
 
-/** The training stages of the original design; only imitation learning is built. */
+/** The training stages of the original design, all built (trainers dispatched by core/train/stages.ts). */
 export const TRAINING_STAGES = ['imitation_learning', 'offline_rl', 'on_policy_rl'] as const;
 export type TrainingStage = (typeof TRAINING_STAGES)[number];
-export const BUILT_TRAINING_STAGES: readonly TrainingStage[] = ['imitation_learning'];
+export const BUILT_TRAINING_STAGES: readonly TrainingStage[] = TRAINING_STAGES;

@@ -73,11 +73,10 @@ describe('tensorguard CLI', () => {
     expect(round.releaseVersion).toBe(1);
   });
 
-  it('robot train refuses stages that are not built, and on-policy training without a signed approval', async () => {
-    const offline = await runCli(['robot', 'train', '--out', '/tmp/tg-never', '--stage', 'offline_rl', '--home', '/nonexistent-tg-home', '--json']);
+  it('robot train refuses a round config it cannot verify, and on-policy training without a signed approval', async () => {
+    const offline = await runCli(['robot', 'train', '--out', '/tmp/tg-never', '--stage', 'offline_rl', '--round-config', '/nonexistent-tg-config', '--home', '/nonexistent-tg-home', '--json']);
     expect(offline.code).not.toBe(0);
-    expect(offline.json.error.code).toBe('stage_not_built');
-    expect(offline.json.error.message).toMatch(/offline RL trainer is not built/);
+    expect(offline.json.error.code).toBe('not_enrolled');
     const onPolicy = await runCli(['robot', 'train', '--out', '/tmp/tg-never', '--stage', 'on_policy_rl', '--home', '/nonexistent-tg-home', '--json']);
     expect(onPolicy.json.error.code).toBe('on_policy_not_approved');
     const help = await runCli(['officer', 'release', '--help']);
