@@ -64,7 +64,9 @@ export function checkServerConfig(env: Record<string, string | undefined>): Serv
       const token = env.DATABASE_AUTH_TOKEN;
       if (!token) problems.push(`DATABASE_URL points at a libsql server but DATABASE_AUTH_TOKEN is missing; set the server's auth token`);
       else if (weakSecret(token) && !token.includes('.')) problems.push(`DATABASE_AUTH_TOKEN ${weakSecret(token)}`);
-      if (dbUrl.startsWith('http://') || dbUrl.startsWith('ws://')) problems.push(`DATABASE_URL=${dbUrl.replace(/\/\/[^@]*@/, '//***@')} is unencrypted; use libsql:// or https://`);
+      // libsql://host?tls=0 is @libsql/client's spelling of plain HTTP too.
+      const plain = dbUrl.startsWith('http://') || dbUrl.startsWith('ws://') || /[?&]tls=0(&|$)/.test(dbUrl);
+      if (plain) problems.push(`DATABASE_URL=${dbUrl.replace(/\/\/[^@]*@/, '//***@')} is unencrypted; use libsql:// or https://`);
     }
     for (const name of ['TG_S3_SECRET_ACCESS_KEY', 'AWS_SECRET_ACCESS_KEY']) {
       const v = env[name];

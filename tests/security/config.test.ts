@@ -25,6 +25,7 @@ describe('production configuration checks', () => {
     [{ ...OK, DATABASE_URL: 'libsql://db.example.com' }, /DATABASE_AUTH_TOKEN is missing/],
     [{ ...OK, DATABASE_URL: 'libsql://db.example.com', DATABASE_AUTH_TOKEN: 'changeme' }, /DATABASE_AUTH_TOKEN is 8 characters; use at least 32/],
     [{ ...OK, DATABASE_URL: 'http://db.example.com', DATABASE_AUTH_TOKEN: 'x'.repeat(40) }, /unencrypted/],
+    [{ ...OK, DATABASE_URL: 'libsql://db.example.com?tls=0', DATABASE_AUTH_TOKEN: 'x'.repeat(40) }, /unencrypted/],
     [{ ...OK, TG_RATE_USER_PER_MIN: '10000000' }, /disables rate limiting/],
     [{ TG_ENV: 'prod' }, /TG_ENV=prod is unknown/],
   ])('refuses %j', (env, message) => {
