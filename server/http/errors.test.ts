@@ -46,3 +46,60 @@ describe('errorToResponse', () => {
     expect(String((logger.lines[0]!.error as Error).message)).toContain('secret');
   });
 });
+
+describe('database contention', () => {
+  it('a real SQLITE_BUSY from a second connection, wrapped as drizzle wraps it, is a retryable 503 and logged', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { createClient } = await import('@libsql/client');
+    const dir = await mkdtemp(join(tmpdir(), 'tg-busy-'));
+    const url = `file:${join(dir, 'db.sqlite')}`;
+    const holder = createClient({ url });
+    const other = createClient({ url });
+    try {
+      await holder.execute('CREATE TABLE t (x INTEGER)');
+      await other.execute('PRAGMA busy_timeout = 1');
+      const tx = await holder.transaction('write');
+      await tx.execute('INSERT INTO t VALUES (1)');
+      const busy = await other.execute('INSERT INTO t VALUES (2)').then(
+        () => null,
+        (e: unknown) => e,
+      );
+      await tx.rollback();
+      expect(busy).toBeInstanceOf(Error);
+      const warned: unknown[] = [];
+      const logger = { info() {}, warn: (m: string, f?: Record<string, unknown>) => warned.push({ m, ...f }), error() {} };
+      const res = errorToResponse({ error: new Error('Failed query: INSERT INTO t', { cause: busy }), logger });
+      expect(res.status).toBe(503);
+      expect(res.body.error.code).toBe('database_busy');
+      expect(res.body.error.details).toEqual({ retryAfterSeconds: 1 });
+      expect(warned).toHaveLength(1);
+    } finally {
+      holder.close();
+      other.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a libsql server taking the lock back (TRANSACTION_TIMEOUT) is a 503; other database errors stay 500 internal', () => {
+    const logger = capture();
+    const timeout = Object.assign(new Error('transaction timed out'), { code: 'TRANSACTION_TIMEOUT' });
+    expect(errorToResponse({ error: timeout, logger }).status).toBe(503);
+    const constraint = Object.assign(new Error('SQLITE_CONSTRAINT: NOT NULL constraint failed'), { code: 'SQLITE_CONSTRAINT' });
+    const res = errorToResponse({ error: new Error('Failed query', { cause: constraint }), logger });
+    expect(res.status).toBe(500);
+    expect(res.body.error.code).toBe('internal');
+  });
+
+  it('the handler sends Retry-After with the 503', async () => {
+    const app = new Hono();
+    app.onError(createErrorHandler({ logger: capture() }));
+    app.get('/x', () => {
+      throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+    });
+    const res = await app.request('/x');
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('1');
+  });
+});

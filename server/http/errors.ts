@@ -1,8 +1,9 @@
 // The one place where errors become HTTP responses: `{ error: { code, message, errorId? } }`.
 //
 // TensorGuardError -> its own status and stable code. Argument errors (TypeError, RangeError), zod
-// validation errors and unparsable JSON -> 400 `malformed`. Anything else -> 500 `internal` with an
-// errorId; the full error (stack, cause) goes only to the log, never to the client.
+// validation errors and unparsable JSON -> 400 `malformed`. A transaction the database refused to commit
+// (busy, lock timeout) -> 503 `database_busy` with Retry-After: nothing changed, repeat it. Anything else
+// -> 500 `internal` with an errorId; the full error (stack, cause) goes only to the log, never to the client.
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
@@ -46,6 +47,13 @@ export function errorToResponse(options: { error: unknown; logger: Logger; reque
     if (error.status >= 500 && error.status !== 503) return internal({ error, logger, requestId });
     return { status: error.status, body: { error: { code: error.code, message: error.message, ...(error.details ? { details: safeDetails(error.details) } : {}) } } };
   }
+  if (isDatabaseContention(error)) {
+    // The transaction did not commit (busy, lock timed out or taken back by a libsql server): nothing
+    // changed, so the client may repeat the request. Logged, since sustained contention needs an operator.
+    const errorId = crypto.randomUUID();
+    logger.warn('database contention', { errorId, requestId, error });
+    return { status: 503, body: { error: { code: 'database_busy', message: 'the database is busy; retry shortly', errorId, details: { retryAfterSeconds: 1 } } } };
+  }
   if (error instanceof ZodError) return { status: 400, body: { error: { code: 'malformed', message: zodMessage(error) } } };
   if (error instanceof TypeError || error instanceof RangeError || error instanceof SyntaxError)
     return { status: 400, body: { error: { code: 'malformed', message: error.message } } };
@@ -54,6 +62,24 @@ export function errorToResponse(options: { error: unknown; logger: Logger; reque
     return { status: error.status, body: { error: { code, message: error.message || code.replace(/_/g, ' ') } } };
   }
   return internal({ error, logger, requestId });
+}
+
+const CONTENTION_CODES = new Set(['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_TIMEOUT', 'SQLITE_LOCKED', 'TRANSACTION_TIMEOUT']);
+const CONTENTION_MESSAGES = /database is locked|cannot commit - no transaction is active|cannot commit – no transaction is active/i;
+
+/**
+ * Whether an error (or one of its causes: drizzle wraps the driver's LibsqlError) says the database was
+ * busy or the transaction was rolled back underneath us — a failure to commit, never a half-commit.
+ */
+export function isDatabaseContention(error: unknown): boolean {
+  let e: unknown = error;
+  for (let depth = 0; depth < 5 && e instanceof Error; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && CONTENTION_CODES.has(code)) return true;
+    if (CONTENTION_MESSAGES.test(e.message)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /** Only plain JSON values of details travel to the client (no objects that might carry internals). */
