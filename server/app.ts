@@ -25,6 +25,8 @@ import { createDecisionRoutes } from './routes/decisions.ts';
 import { createPwaRoutes } from './routes/pwa.ts';
 import { createRegistryRoutes } from './routes/registry.ts';
 import { createCanaryRoutes } from './routes/canary.ts';
+import { createTimingRoutes } from './routes/timings.ts';
+import { createEvaluationModelRoutes } from './routes/evaluation-models.ts';
 import { instrumentServer } from './operations/instrument.ts';
 import { refuseWhileDraining } from './operations/drain.ts';
 import type { Admission } from './operations/admission.ts';
@@ -67,6 +69,8 @@ export function createApp(options: {
   secureCookies?: boolean;
   /** Believe X-Forwarded-For / X-Forwarded-Proto (a declared reverse proxy; TG_TRUST_PROXY=1). */
   trustProxy?: boolean;
+  /** The re-authentication window (server/config.ts TG_REAUTH_WINDOW_MS, development only); default 5 min. */
+  reauthWindowMs?: number;
 }): Hono<AppEnv> {
   const now = options.now ?? Date.now;
   const logger = options.logger ?? createJsonLogger();
@@ -78,6 +82,7 @@ export function createApp(options: {
     rateLimits: { ...DEFAULT_RATE_LIMITS, ...options.rateLimits },
     secureCookies: options.secureCookies ?? false,
     trustProxy: options.trustProxy ?? false,
+    reauthWindowMs: options.reauthWindowMs,
   };
   const app = new Hono<AppEnv>();
   // The request id comes first, so every response (errors included) and every log line carries it.
@@ -127,6 +132,8 @@ export function createApp(options: {
     createSafetyRoutes,
     createRegistryRoutes,
     createCanaryRoutes,
+    createTimingRoutes,
+    createEvaluationModelRoutes,
   ];
   // Route files written with OpenAPIHono + createRoute document themselves; the rest are listed in
   // server/http/openapi.ts. Both end up in GET /openapi.json.

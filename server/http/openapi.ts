@@ -7,13 +7,6 @@ import { z } from 'zod';
 import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
 import type { ZodType } from 'zod';
 import { BootstrapBody, ChangePasswordBody, CreateUserBody, LoginBody, ReauthBody, UpdateUserBody } from '../routes/people.ts';
-import { CreateFleetBody } from '../routes/fleets.ts';
-import { AddKeyBody } from '../routes/officer-keys.ts';
-import { EnrollBody } from '../routes/robots.ts';
-import { AddHeKeyBody, RevokeBody } from '../routes/he-keys.ts';
-import { OpenRoundBody } from '../routes/rounds.ts';
-import { RejectionBody } from '../routes/decisions.ts';
-import { AuditEventBody, AuditQuery, ConsistencyQuery, InclusionQuery, LeavesQuery } from '../routes/audit.ts';
 import { idParam } from './body.ts';
 
 type Method = 'get' | 'head' | 'post' | 'put' | 'patch' | 'delete';
@@ -33,9 +26,6 @@ export interface ApiRouteDoc {
 }
 
 const fleetQuery = z.object({ fleet: idParam });
-const optionalFleetQuery = z.object({ fleet: idParam.optional() });
-const release = z.strictObject({ manifest: z.string().describe('base64, signed release manifest'), payload: z.string().describe('base64, encrypted adapter') });
-const report = z.strictObject({ status: z.enum(['applied', 'failed']), adapterSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(), detail: z.string().max(500).optional() });
 const heartbeat = z.strictObject({ estop: z.enum(['armed', 'engaged', 'fault', 'unavailable']), robotTime: z.number().int().nonnegative().optional() });
 const ANY_PERSON = 'any signed-in person of the organization';
 const OFFICER = 'officer (person)';
@@ -57,53 +47,10 @@ export const API_ROUTES: ApiRouteDoc[] = [
   { method: 'get', path: '/v1/users', summary: 'List users', tag: 'people', access: 'admin' },
   { method: 'patch', path: '/v1/users/:id', summary: 'Change roles or disable; revokes the user’s sessions (recent re-authentication)', tag: 'people', access: 'admin', body: UpdateUserBody },
   { method: 'post', path: '/v1/users/me/password', summary: 'Change the own password; revokes every session, returns a new one', tag: 'people', access: ANY_PERSON, body: ChangePasswordBody },
-  { method: 'post', path: '/v1/fleets', summary: 'Create a fleet with its operating envelope', tag: 'fleets', access: 'admin, officer', body: CreateFleetBody },
-  { method: 'get', path: '/v1/fleets', summary: 'List fleets', tag: 'fleets', access: ANY_PERSON },
-  { method: 'get', path: '/v1/fleets/:id', summary: 'One fleet', tag: 'fleets', access: 'any person; a robot of that fleet' },
-  { method: 'post', path: '/v1/officer-keys', summary: 'Register an officer ML-DSA-65 public key', tag: 'keys', access: OFFICER, body: AddKeyBody },
-  { method: 'get', path: '/v1/officer-keys', summary: 'Officer public keys', tag: 'keys', access: 'any person; robots of the organization' },
-  { method: 'post', path: '/v1/fleets/:id/enrollment-tokens', summary: 'A one-time robot enrollment token', tag: 'robots', access: 'admin, officer', body: 'json' },
-  { method: 'post', path: '/v1/enroll', summary: 'Enroll a robot with a one-time token', tag: 'robots', access: 'anyone holding an enrollment token', body: EnrollBody },
-  { method: 'get', path: '/v1/robots/me', summary: 'The calling robot', tag: 'robots', access: 'robot' },
-  { method: 'get', path: '/v1/robots', summary: 'List robots', tag: 'robots', access: ANY_PERSON, query: optionalFleetQuery },
-  { method: 'get', path: '/v1/robots/:id', summary: 'One robot', tag: 'robots', access: ANY_PERSON },
-  { method: 'delete', path: '/v1/robots/:id', summary: 'Revoke a robot', tag: 'robots', access: 'admin, officer' },
-  { method: 'post', path: '/v1/he-keys', summary: 'Publish an officer-signed HE key record (recent re-authentication)', tag: 'keys', access: OFFICER, body: AddHeKeyBody },
-  { method: 'get', path: '/v1/he-keys', summary: 'HE key versions', tag: 'keys', access: ANY_PERSON },
-  { method: 'get', path: '/v1/he-keys/revocations', summary: 'Signed HE key revocations', tag: 'keys', access: 'any person; robots' },
-  { method: 'get', path: '/v1/he-keys/current', summary: 'The current HE key record', tag: 'keys', access: 'any person; robots' },
-  { method: 'get', path: '/v1/he-keys/:version', summary: 'One HE key record', tag: 'keys', access: 'any person; robots' },
-  { method: 'post', path: '/v1/he-keys/:version/revoke', summary: 'Revoke an HE key version (recent re-authentication)', tag: 'keys', access: OFFICER, body: RevokeBody },
-  { method: 'post', path: '/v1/rounds', summary: 'Open a round (officer-signed config)', tag: 'rounds', access: OFFICER, body: OpenRoundBody },
-  { method: 'get', path: '/v1/rounds', summary: 'List rounds', tag: 'rounds', access: 'any person; robots (own fleet)', query: z.object({ fleet: idParam.optional(), state: z.string().optional() }) },
-  { method: 'get', path: '/v1/rounds/:id', summary: 'One round', tag: 'rounds', access: 'any person; robots (own fleet)' },
-  { method: 'post', path: '/v1/rounds/:id/close', summary: 'Close a round', tag: 'rounds', access: OFFICER, body: 'json' },
-  { method: 'get', path: '/v1/rounds/:id/aggregate', summary: 'Aggregate metadata and contribution manifest', tag: 'rounds', access: 'officer, auditor' },
-  { method: 'get', path: '/v1/rounds/:id/aggregate/ciphertext', summary: 'The aggregate ciphertext', tag: 'rounds', access: 'officer, auditor', produces: 'application/octet-stream' },
-  { method: 'get', path: '/v1/rounds/:id/contributions', summary: 'Contributions of a round', tag: 'rounds', access: 'officer, auditor' },
   { method: 'post', path: '/v1/rounds/:id/contributions', summary: 'Upload a robot-signed encrypted update package', tag: 'contributions', access: 'robot of the round’s fleet (10/min)', body: 'octet-stream' },
   { method: 'get', path: '/v1/rounds/:id/contributions/:cid/package', summary: 'One stored update package', tag: 'contributions', access: OFFICER, produces: 'application/octet-stream' },
-  { method: 'post', path: '/v1/rounds/:id/rejection', summary: 'Officer-signed rejection of a round', tag: 'decisions', access: OFFICER, body: RejectionBody },
-  { method: 'get', path: '/v1/rounds/:id/decision', summary: 'The round’s decision', tag: 'decisions', access: ANY_PERSON },
-  { method: 'post', path: '/v1/releases', summary: 'Publish a signed release', tag: 'releases', access: OFFICER, body: release },
-  { method: 'get', path: '/v1/releases', summary: 'Releases of a fleet', tag: 'releases', access: ANY_PERSON, query: fleetQuery },
-  { method: 'get', path: '/v1/releases/latest', summary: 'The newest release for the calling robot', tag: 'releases', access: 'robot' },
-  { method: 'get', path: '/v1/releases/:id', summary: 'One release with its payload', tag: 'releases', access: 'any person; a robot of its fleet' },
-  { method: 'post', path: '/v1/releases/:id/report', summary: 'A robot reports applying a release', tag: 'releases', access: 'robot of its fleet', body: report },
-  { method: 'get', path: '/v1/releases/:id/status', summary: 'Delivery status of a release', tag: 'releases', access: ANY_PERSON },
-  { method: 'get', path: '/v1/audit', summary: 'Audit records', tag: 'audit', access: 'admin, officer, auditor', query: AuditQuery },
-  { method: 'get', path: '/v1/audit/key', summary: 'The server’s audit signing key', tag: 'audit', access: 'admin, officer, auditor' },
-  { method: 'get', path: '/v1/audit/checkpoint', summary: 'A signed tree head', tag: 'audit', access: 'admin, officer, auditor' },
-  { method: 'get', path: '/v1/audit/leaves', summary: 'Audit leaves', tag: 'audit', access: 'admin, officer, auditor', query: LeavesQuery },
-  { method: 'get', path: '/v1/audit/proof/inclusion', summary: 'Inclusion proof (RFC 6962)', tag: 'audit', access: 'admin, officer, auditor', query: InclusionQuery },
-  { method: 'get', path: '/v1/audit/proof/consistency', summary: 'Consistency proof (RFC 6962)', tag: 'audit', access: 'admin, officer, auditor', query: ConsistencyQuery },
-  { method: 'post', path: '/v1/audit/events', summary: 'Record an officer-side event (recovery steps)', tag: 'audit', access: OFFICER, body: AuditEventBody },
-  { method: 'get', path: '/v1/dp/ledger', summary: 'Differential-privacy budget ledger of a fleet', tag: 'audit', access: ANY_PERSON, query: fleetQuery },
-  { method: 'put', path: '/v1/fleets/:id/cells/:cellId', summary: 'Store a safety cell', tag: 'safety', access: 'officer, admin', body: 'json' },
-  { method: 'get', path: '/v1/fleets/:id/cells', summary: 'Safety cells of a fleet', tag: 'safety', access: 'any person; robots of the fleet' },
-  { method: 'get', path: '/v1/fleets/:id/cells/:cellId', summary: 'One safety cell', tag: 'safety', access: 'any person; robots of the fleet' },
-  { method: 'delete', path: '/v1/fleets/:id/cells/:cellId', summary: 'Delete a safety cell', tag: 'safety', access: 'officer, admin' },
   { method: 'post', path: '/v1/robots/me/heartbeat', summary: 'Robot e-stop heartbeat', tag: 'safety', access: 'robot', body: heartbeat },
+  { method: 'post', path: '/v1/safety/sessions', summary: 'Open a safety session: a 10-minute HMAC key wrapped to the robot\'s ML-KEM-768 key (no body)', tag: 'safety', access: 'robot (signed)' },
   { method: 'post', path: '/v1/safety/validate', summary: 'Validate one motion command', tag: 'safety', access: 'robot', body: 'json' },
   { method: 'post', path: '/v1/safety/validate/batch', summary: 'Validate up to 64 motion commands', tag: 'safety', access: 'robot', body: 'json' },
   { method: 'get', path: '/v1/safety/heartbeats', summary: 'Last heartbeats of a fleet', tag: 'safety', access: ANY_PERSON, query: fleetQuery },

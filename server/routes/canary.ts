@@ -10,7 +10,9 @@
 // server checks what it can without reading an adapter: officer signature, org and fleet, the adapter
 // SHA-256 equal to the promoted release's / the restored version's, payload hash, version = latest + 1.
 // Robots check signature, version and hash themselves (cli/commands/robot.ts robotPull).
-import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
+// Validation failures, error bodies and security declarations are the shared ones of
+// server/http/openapi-route.ts.
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { ConflictError, IntegrityError, NotFoundError } from '../../core/errors.ts';
 import { bytesToHex, equalBytes } from '../../core/bytes.ts';
 import { sha256 } from '../../core/codec/fingerprint.ts';
@@ -25,6 +27,7 @@ import { listRobots } from '../db/robots.ts';
 import { newId } from '../auth/tokens.ts';
 import { actorOf, requireAuth, robotOf } from '../http/auth.ts';
 import { MiB, SMALL_JSON_LIMIT, base64Field, limitBody } from '../http/body.ts';
+import { AUTH_ERRORS, BODY_ERRORS, createOpenApiRoutes, errorResponses, security } from '../http/openapi-route.ts';
 import type { AppDeps, AppEnv } from '../http/context.ts';
 import { trustedOfficerKeys } from './he-keys.ts';
 import { storedReleaseManifest } from './registry.ts';
@@ -32,13 +35,6 @@ import { storedReleaseManifest } from './registry.ts';
 const READERS = ['officer', 'admin', 'auditor'] as const;
 const STAGED_BODY_LIMIT = 80 * MiB;
 const Id = z.string().min(1).max(64).regex(/^[A-Za-z0-9._:-]+$/);
-const Error = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
-const errors = {
-  400: { description: 'malformed request', content: { 'application/json': { schema: Error } } },
-  401: { description: 'not authenticated', content: { 'application/json': { schema: Error } } },
-  403: { description: 'role missing', content: { 'application/json': { schema: Error } } },
-  404: { description: 'not found', content: { 'application/json': { schema: Error } } },
-} as const;
 
 const TelemetryBody = z
   .strictObject({
@@ -90,11 +86,7 @@ export function perRobotTelemetry(rows: ReadonlyArray<CanaryTelemetry & { report
 
 export function createCanaryRoutes(options: { deps: AppDeps }): OpenAPIHono<AppEnv> {
   const { deps } = options;
-  const routes = new OpenAPIHono<AppEnv>({
-    defaultHook: (result) => {
-      if (!result.success) throw result.error;
-    },
-  });
+  const routes = createOpenApiRoutes();
 
   async function policyOf(orgId: string, fleetId: string) {
     const p = await getRolloutPolicy({ db: deps.db, orgId, fleetId });
@@ -140,9 +132,14 @@ export function createCanaryRoutes(options: { deps: AppDeps }): OpenAPIHono<AppE
       path: '/releases/{id}/telemetry',
       tags: ['canary'],
       summary: 'Robot: report one window of canary telemetry for a release it runs',
+      description: 'Who may call it: a robot of the release’s fleet that the release carries a key for.',
+      security: security({ robot: true }),
       middleware: [limitBody({ maxSize: SMALL_JSON_LIMIT }), requireAuth({ deps, robot: true })] as const,
       request: { params: z.object({ id: Id }), body: { required: true, content: { 'application/json': { schema: TelemetryBody } } } },
-      responses: { 201: { description: 'recorded', content: { 'application/json': { schema: z.object({ releaseId: z.string(), robotId: z.string(), reportedAt: z.number() }) } } }, 409: { description: 'the release carries no key for this robot', content: { 'application/json': { schema: Error } } }, ...errors },
+      responses: {
+        201: { description: 'recorded', content: { 'application/json': { schema: z.object({ releaseId: z.string(), robotId: z.string(), reportedAt: z.number() }) } } },
+        ...errorResponses({ ...AUTH_ERRORS, ...BODY_ERRORS, 404: 'release not found (or of another fleet)', 409: '`conflict`: the release carries no key for this robot' }),
+      },
     }),
     async (c) => {
       const robot = robotOf(c);
@@ -163,9 +160,11 @@ export function createCanaryRoutes(options: { deps: AppDeps }): OpenAPIHono<AppE
       path: '/releases/{id}/canary',
       tags: ['canary'],
       summary: 'Canary status of a release: robots, telemetry, rollback triggers',
+      description: 'Who may call it: officer, admin, auditor.',
+      security: security({ person: true }),
       middleware: [requireAuth({ deps, person: { roles: READERS } })] as const,
       request: { params: z.object({ id: Id }) },
-      responses: { 200: { description: 'status', content: { 'application/json': { schema: CanaryStatus } } }, ...errors },
+      responses: { 200: { description: 'status', content: { 'application/json': { schema: CanaryStatus } } }, ...errorResponses({ 400: true, ...AUTH_ERRORS, 404: 'release not found' }) },
     }),
     async (c) => {
       const orgId = c.get('principal').orgId;
@@ -228,9 +227,11 @@ export function createCanaryRoutes(options: { deps: AppDeps }): OpenAPIHono<AppE
       path: '/fleets/{id}/rollout-policy',
       tags: ['canary'],
       summary: "A fleet's rollback thresholds",
+      description: 'Who may call it: officer, admin, auditor.',
+      security: security({ person: true }),
       middleware: [requireAuth({ deps, person: { roles: READERS } })] as const,
       request: { params: z.object({ id: Id }) },
-      responses: { 200: { description: 'thresholds', content: { 'application/json': { schema: Policy } } }, ...errors },
+      responses: { 200: { description: 'thresholds', content: { 'application/json': { schema: Policy } } }, ...errorResponses({ 400: true, ...AUTH_ERRORS, 404: 'fleet not found' }) },
     }),
     async (c) => {
       const orgId = c.get('principal').orgId;
@@ -246,9 +247,11 @@ export function createCanaryRoutes(options: { deps: AppDeps }): OpenAPIHono<AppE
       path: '/fleets/{id}/rollout-policy',
       tags: ['canary'],
       summary: "Set a fleet's rollback thresholds",
+      description: 'Who may call it: officer (person).',
+      security: security({ person: true }),
       middleware: [limitBody({ maxSize: SMALL_JSON_LIMIT }), requireAuth({ deps, person: { roles: ['officer'] } })] as const,
       request: { params: z.object({ id: Id }), body: { required: true, content: { 'application/json': { schema: Thresholds } } } },
-      responses: { 200: { description: 'stored', content: { 'application/json': { schema: Policy } } }, ...errors },
+      responses: { 200: { description: 'stored', content: { 'application/json': { schema: Policy } } }, ...errorResponses({ ...AUTH_ERRORS, ...BODY_ERRORS, 404: 'fleet not found' }) },
     }),
     async (c) => {
       const orgId = c.get('principal').orgId;
@@ -265,9 +268,21 @@ export function createCanaryRoutes(options: { deps: AppDeps }): OpenAPIHono<AppE
       path: '/releases/{id}/promote',
       tags: ['canary'],
       summary: 'Officer: promote a canary release (signed next version wrapping the same adapter for every robot)',
+      description: 'Who may call it: officer (person).',
+      security: security({ person: true }),
       middleware: [limitBody({ maxSize: STAGED_BODY_LIMIT }), requireAuth({ deps, person: { roles: ['officer'] } })] as const,
       request: { params: z.object({ id: Id }), body: { required: true, content: { 'application/json': { schema: SignedBody } } } },
-      responses: { 201: { description: 'promoted', content: { 'application/json': { schema: Staged } } }, 409: { description: 'version conflict', content: { 'application/json': { schema: Error } } }, ...errors },
+      responses: {
+        201: { description: 'promoted', content: { 'application/json': { schema: Staged } } },
+        ...errorResponses({
+          ...AUTH_ERRORS,
+          ...BODY_ERRORS,
+          400: '`malformed`, or `integrity`: another organization or fleet, a payload hash, kind, round or adapter that does not fit',
+          401: 'not authenticated, or the manifest is not signed by an officer key of the organization',
+          404: 'the promoted release (or its round) not found',
+          409: 'version conflict: not the next release version',
+        }),
+      },
     }),
     async (c) => {
       const orgId = c.get('principal').orgId;
@@ -289,9 +304,21 @@ export function createCanaryRoutes(options: { deps: AppDeps }): OpenAPIHono<AppE
       path: '/fleets/{id}/rollback',
       tags: ['canary'],
       summary: "Officer: a signed rollback (kind rollback, rollbackOf = N) restoring version N's adapter as the next version",
+      description: 'Who may call it: officer (person).',
+      security: security({ person: true }),
       middleware: [limitBody({ maxSize: STAGED_BODY_LIMIT }), requireAuth({ deps, person: { roles: ['officer'] } })] as const,
       request: { params: z.object({ id: Id }), body: { required: true, content: { 'application/json': { schema: SignedBody } } } },
-      responses: { 201: { description: 'rollback stored', content: { 'application/json': { schema: Staged } } }, 409: { description: 'version conflict', content: { 'application/json': { schema: Error } } }, ...errors },
+      responses: {
+        201: { description: 'rollback stored', content: { 'application/json': { schema: Staged } } },
+        ...errorResponses({
+          ...AUTH_ERRORS,
+          ...BODY_ERRORS,
+          400: '`malformed`, or `integrity`: another organization or fleet, a payload hash, kind, round or adapter that does not fit',
+          401: 'not authenticated, or the manifest is not signed by an officer key of the organization',
+          404: 'fleet, restored version or round not found',
+          409: 'version conflict: not the next release version',
+        }),
+      },
     }),
     async (c) => {
       const orgId = c.get('principal').orgId;

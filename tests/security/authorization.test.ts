@@ -123,6 +123,7 @@ const ACCESS: Record<string, Access> = {
   'GET /v1/fleets/:id/cells/:cellId': { path: (f) => `/v1/fleets/${f.fleet1}/cells/line-1`, expect: both(200, 200, 404, 404) },
   'DELETE /v1/fleets/:id/cells/:cellId': { path: (f) => `/v1/fleets/${f.fleet1}/cells/line-1`, expect: persons(204, 404, ['admin', 'officer']) },
   'POST /v1/robots/me/heartbeat': { path: at('/v1/robots/me/heartbeat'), expect: robots(400, 400) },
+  'POST /v1/safety/sessions': { path: at('/v1/safety/sessions'), expect: robots(201, 201) },
   'POST /v1/safety/validate': { path: at('/v1/safety/validate'), expect: robots(400, 400) },
   'POST /v1/safety/validate/batch': { path: at('/v1/safety/validate/batch'), expect: robots(400, 400) },
   'GET /v1/safety/heartbeats': { path: (f) => `/v1/safety/heartbeats?fleet=${f.fleet1}`, expect: persons(200, 404) },
@@ -137,9 +138,33 @@ const ACCESS: Record<string, Access> = {
   'PUT /v1/fleets/:id/rollout-policy': { path: (f) => `/v1/fleets/${f.fleet1}/rollout-policy`, expect: persons(400, 400, ['officer']) },
   'POST /v1/releases/:id/promote': { path: (f) => `/v1/releases/${f.release}/promote`, expect: persons(400, 400, ['officer']) },
   'POST /v1/fleets/:id/rollback': { path: (f) => `/v1/fleets/${f.fleet1}/rollback`, expect: persons(400, 400, ['officer']) },
+  // round latency breakdown: robot1 contributed to finalRound (201); an officer cannot report `train` (400, checked before the round is looked up)
+  'POST /v1/rounds/:id/timings': { path: (f) => `/v1/rounds/${f.finalRound}/timings`, body: () => ({ stages: [{ stage: 'train', durationMs: 12 }] }), expect: { ...persons(400, 400, ['officer']), robot: 201, otherRobot: 404 } },
+  'GET /v1/rounds/:id/timings': { path: (f) => `/v1/rounds/${f.finalRound}/timings`, expect: persons(200, 404) },
+  // customer evaluation models: metadata for readers, blobs and changes for officers (each case on a private copy)
+  'POST /v1/evaluation-models': { path: at('/v1/evaluation-models'), expect: persons(400, 400, ['officer']) },
+  'GET /v1/evaluation-models': { path: (f) => `/v1/evaluation-models?fleet=${f.fleet1}`, expect: persons(200, 404, READERS) },
+  'GET /v1/evaluation-models/:id': { path: (f) => `/v1/evaluation-models/${f.evalModel}`, expect: persons(200, 404, READERS) },
+  'GET /v1/evaluation-models/:id/model': { path: (f) => `/v1/evaluation-models/${f.evalModel}/model`, expect: persons(200, 404, ['officer']) },
+  'GET /v1/evaluation-models/:id/scenarios': { path: (f) => `/v1/evaluation-models/${f.evalModel}/scenarios`, expect: persons(200, 404, ['officer']) },
+  'POST /v1/evaluation-models/:id/retire': { path: (f) => `/v1/evaluation-models/${f.evalModel}/retire`, body: () => ({ reason: 'outdated' }), expect: persons(200, 404, ['officer']) },
 };
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/**
+ * State-changing routes whose success appends no audit leaf, and why. Every other POST/PUT/PATCH/DELETE
+ * answered 2xx must have appended at least one leaf to the audit log (issue 4: every state change).
+ */
+const UNAUDITED_SUCCESS: Record<string, string> = {
+  'POST /v1/safety/validate': 'approvals are counted in metrics; only denials are audited',
+  'POST /v1/safety/validate/batch': 'approvals are counted in metrics; only denials are audited',
+  'POST /v1/robots/me/heartbeat': 'a heartbeat is audited only when the e-stop state changes',
+};
+
+async function auditCount(server: TestServer): Promise<number> {
+  const rows = await server.db.$client.execute('select count(*) from audit_log');
+  return Number(rows.rows[0]![0]);
+}
 /** Public documents (same for every caller; the metrics carry no tenant data, only route templates). */
 const PUBLIC_DOCUMENTS = new Set(['GET /*', 'HEAD /*', 'GET /openapi.json', 'GET /docs/render.js', 'GET /metrics']);
 
@@ -193,9 +218,12 @@ describe('authorization, exhaustively from the route table', () => {
           const server = await copyOfFixture({ fixture });
           try {
             const before = await snapshotOrg({ db: server.db, orgId: fixture.orgA, withAudit: caller === 'foreign' });
+            const leavesBefore = await auditCount(server);
             const res = await call({ server, fixture, caller, method, path, body: access.body?.(fixture) ?? {} });
             const want = access.expect[caller];
             if (res.status !== want) mismatches.push(`${key} as ${caller}: ${res.status} (expected ${want}) ${JSON.stringify(res.body)?.slice(0, 160)}`);
+            if (UNSAFE.has(method) && res.status >= 200 && res.status < 300 && !(key in UNAUDITED_SUCCESS) && (await auditCount(server)) <= leavesBefore)
+              mismatches.push(`${key} as ${caller}: ${res.status} changed state without an audit leaf`);
             if (caller === 'foreign' || [401, 403, 404].includes(res.status)) {
               const after = await snapshotOrg({ db: server.db, orgId: fixture.orgA, withAudit: caller === 'foreign' });
               for (const table of Object.keys(before)) if (before[table] !== after[table]) mismatches.push(`${key} as ${caller} (${res.status}) changed ${table} of organization A`);

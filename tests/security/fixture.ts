@@ -20,6 +20,7 @@ import { sha256 } from '../../core/codec/fingerprint.ts';
 import { randomBytes } from '../../core/random.ts';
 import { KEM_SIZES } from '../../core/crypto/kem.ts';
 import { signReleaseManifest } from '../../core/records/release-manifest.ts';
+import { fakeEvalModelRegistration } from '../../core/eval/customer-test-models.ts';
 import type { RateLimits } from '../../server/http/rate-limit.ts';
 import {
   api,
@@ -77,6 +78,8 @@ export interface Fixture {
   finalRound: string;
   contribution: string;
   release: string;
+  /** A customer evaluation model registered for fleet1. */
+  evalModel: string;
   /** Every identifier and name of organization A (none may appear in a response to organization B). */
   secretsOfA: string[];
 }
@@ -148,6 +151,9 @@ export async function buildFixture(): Promise<Fixture> {
   });
   const rel = await api({ server, method: 'POST', path: '/v1/releases', token: alice, body: { manifest: toBase64(manifest), payload: toBase64(payload) } });
   if (rel.status !== 201) throw new Error(`release: ${rel.status} ${JSON.stringify(rel.body)}`);
+  const evalModel = fakeEvalModelRegistration({ signer: officer.officer, orgId: orgA, fleetId: fleet1, now: server.clock.now, name: 'acme line model' });
+  const em = await api({ server, method: 'POST', path: '/v1/evaluation-models', token: tokens.officer, body: evalModel.body });
+  if (em.status !== 201) throw new Error(`evaluation model: ${em.status} ${JSON.stringify(em.body)}`);
   const cell = await api({ server, method: 'PUT', path: `/v1/fleets/${fleet1}/cells/line-1`, token: alice, body: CELL });
   if (cell.status !== 201) throw new Error(`cell: ${cell.status} ${JSON.stringify(cell.body)}`);
 
@@ -178,7 +184,8 @@ export async function buildFixture(): Promise<Fixture> {
     finalRound: final.roundId,
     contribution: open.contributionId,
     release: rel.body.releaseId,
-    secretsOfA: [orgA, 'Acme Robotics', fleet1, fleet2, 'arms', 'carts', robot1.id, robot2.id, extra.id, open.roundId, final.roundId, rel.body.releaseId, open.contributionId, ...Object.entries(userIds).filter(([k]) => k !== 'foreign').map(([, v]) => v), 'acme-officer', 'alice', 'line-1'],
+    evalModel: evalModel.modelId,
+    secretsOfA: [orgA, 'Acme Robotics', fleet1, fleet2, 'arms', 'carts', robot1.id, robot2.id, extra.id, open.roundId, final.roundId, rel.body.releaseId, open.contributionId, ...Object.entries(userIds).filter(([k]) => k !== 'foreign').map(([, v]) => v), 'acme-officer', 'alice', 'line-1', evalModel.modelId, 'acme line model'],
   };
 }
 
