@@ -92,7 +92,7 @@ describe('people', () => {
     expect((await api({ server, method: 'GET', path: '/v1/audit', token: operator })).status).toBe(403);
     expect((await api({ server, method: 'GET', path: '/v1/fleets', token: operator })).status).toBe(200);
     const users = await api({ server, method: 'GET', path: '/v1/users', token: admin.token });
-    expect(users.body.map((u: { name: string }) => u.name)).toEqual(['alice', 'otto']);
+    expect(users.body.map((u: { name: string }) => u.name).sort()).toEqual(['alice', 'otto']);
     expect(JSON.stringify(users.body)).not.toContain('scrypt');
   });
 
