@@ -158,7 +158,30 @@ export function buildProgram(): Command {
     .requiredOption('--round <id>', 'round id')
     .requiredOption('--out <dir>', 'output directory')
     .option('--gate-scenarios <n>', 'held-out scenarios per set for the evaluation gate (default 60 nominal, 30 per site, 45 OOD)', int('--gate-scenarios'))
-    .action(run(async (ctx, o: { round: string; out: string; gateScenarios?: number }) => (await import('./commands/officer.ts')).officerReview(ctx, o)));
+    .option('--eval-model <id>', "customer evaluation model for the gate (default: the fleet's active one; 'reference' for the reference task)")
+    .action(run(async (ctx, o: { round: string; out: string; gateScenarios?: number; evalModel?: string }) => (await import('./commands/officer.ts')).officerReview(ctx, o)));
+  // Customer evaluation models (cli/commands/officer-eval.ts).
+  const evalModel = officer.command('eval-model').description("customer evaluation models of a fleet: an ONNX policy and an encrypted scenario set");
+  const officerEval = () => import('./commands/officer-eval.ts');
+  evalModel
+    .command('register')
+    .description('validate the ONNX model against the contract, encrypt the scenario set to your officer key, sign and register both')
+    .requiredOption('--fleet <id>', 'fleet id')
+    .requiredOption('--onnx <file>', 'ONNX policy model (obs -> mean, log_std; LoRA matrices as inputs)')
+    .requiredOption('--scenarios <file>', 'scenario set JSON (tensorguard-scenario-set/v1)')
+    .option('--name <name>', 'display name (default: the scenario set name)')
+    .action(run(async (ctx, o: { fleet: string; onnx: string; scenarios: string; name?: string }) => (await officerEval()).officerEvalModelRegister(ctx, o)));
+  evalModel
+    .command('list')
+    .description("a fleet's evaluation models, newest first (the active one is used by reviews)")
+    .requiredOption('--fleet <id>', 'fleet id')
+    .action(run(async (ctx, o: { fleet: string }) => (await officerEval()).officerEvalModelList(ctx, o)));
+  evalModel
+    .command('retire')
+    .description('retire an evaluation model (audited); reviews stop using it by default')
+    .requiredOption('--id <id>', 'evaluation model id')
+    .requiredOption('--reason <reason>', 'why')
+    .action(run(async (ctx, o: { id: string; reason: string }) => (await officerEval()).officerEvalModelRetire(ctx, o)));
   officer
     .command('release')
     .description('sign and publish the reviewed candidate, its key wrapped for each enrolled robot')
@@ -291,17 +314,26 @@ export function buildProgram(): Command {
     .option('--runs <n>', 'runs in the window (default 100)', int('--runs'))
     .action(run(async (ctx, o: { release: string; successRate: number; safetyEvents: number; p99Ms: number; runs?: number }) => (await import('./commands/robot-report.ts')).robotReport(ctx, o)));
   robot
+    .command('validate')
+    .description('validate motion commands against the fleet\'s safety cell (through a safety session; --signed signs each request)')
+    .requiredOption('--request <file>', 'JSON: one safety request, an array of up to 64, or {requests: [...]}')
+    .option('--heartbeat <estop>', 'report the e-stop state first (armed, engaged, fault, unavailable)')
+    .option('--signed', 'sign the request with ML-DSA-44 instead of opening a safety session')
+    .action(run(async (ctx, o: { request: string; signed?: boolean; heartbeat?: string }) => (await import('./commands/robot-validate.ts')).robotValidate(ctx, o)));
+  robot
     .command('train')
-    .description('fine-tune the reference policy\'s LoRA adapter on this robot\'s demonstrations (behaviour cloning); writes a PEFT adapter to push')
+    .description('fine-tune the reference policy\'s LoRA adapter with the round\'s training stage (behaviour cloning, offline RL, on-policy RL); writes a PEFT adapter to push')
     .requiredOption('--out <dir>', 'output directory for the trained adapter')
     .option('--base <dir>', 'start adapter (default: the last pulled release, else the shipped template); use the output of robot start for a round')
-    .option('--episodes <n>', 'demonstration rollouts (default 40)', int('--episodes'))
-    .option('--steps <n>', 'optimizer steps (default 1500)', int('--steps'))
+    .option('--episodes <n>', 'demonstrations (imitation, default 40), logged episodes (offline RL, default 40) or rollouts per iteration (on-policy, default 16)', int('--episodes'))
+    .option('--steps <n>', 'optimizer steps (imitation default 1500, offline RL default 600)', int('--steps'))
+    .option('--iterations <n>', 'on-policy RL: PPO iterations (default 10)', int('--iterations'))
     .option('--seed <hex>', '32-byte seed in hex (default: random)')
     .option('--site <name>', 'the site layouts the demonstrations come from (site-a, site-b, site-c; default nominal)')
     .option('--freeze-a', 'train lora_B only, keeping lora_A of the start adapter (FFA-LoRA rounds)')
     .option('--round <id>', 'train for this round: its officer-signed config names the stage (and approves on-policy training)')
-    .option('--stage <stage>', 'imitation_learning (default; the only stage built), offline_rl or on_policy_rl (not built yet)')
+    .option('--round-config <file>', 'train for the round whose signed config is in FILE (verified against the pinned officer keys)')
+    .option('--stage <stage>', 'imitation_learning (default), offline_rl, or on_policy_rl (only with --round/--round-config carrying the officer\'s approval)')
     .action(run(async (ctx, o: Record<string, unknown>) => (await import('./commands/robot-train.ts')).robotTrain(ctx, o as never)));
 
   const dp = program.command('dp').description('differential privacy tools');
@@ -327,6 +359,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--task <task>', 'reference: robots train the reference policy on their own sites and the demo measures held-out task success (HE/DP vs plaintext); synthetic: random updates of a Llama-style adapter of --params').choices(['reference', 'synthetic']).default('reference'))
     .option('--episodes <n>', 'reference task: demonstration episodes per robot (default 40)', int('--episodes'))
     .option('--train-steps <n>', 'reference task: optimizer steps per robot (default 1500)', int('--train-steps'))
+    .addOption(new Option('--stage <stage>', 'reference task: the rounds\' training stage (on_policy_rl rounds carry the demo officer\'s signed approval)').choices(['imitation_learning', 'offline_rl', 'on_policy_rl']).default('imitation_learning'))
     .option('--gate-scenarios <n>', 'reference task: held-out scenarios per set (default 60 nominal, 30 per site, 45 OOD)', int('--gate-scenarios'))
     .addOption(new Option('--dp-mode <mode>', 'differential privacy').choices(['off', 'local', 'distributed']).default('off'))
     .option('--clip <c>', 'DP: L2 clip of each robot\'s update (default 1)', num('--clip'))
