@@ -5,8 +5,8 @@ import { randomUUID } from 'node:crypto';
 import { readFile, cp, rm } from 'node:fs/promises';
 import type { CommandContext } from '../context.ts';
 import { CliError } from '../context.ts';
-import { ApiClient } from '../api.ts';
-import { exists, loadAdapterDir, nativeScrypt, openFromFile, readJson, readSession, saveAdapterDir, sealToFile, writeFileAtomic, writeJson } from '../home.ts';
+import { sessionClient } from '../session-client.ts';
+import { exists, loadAdapterDir, nativeScrypt, openFromFile, readJson, saveAdapterDir, sealToFile, writeFileAtomic, writeJson } from '../home.ts';
 import { generateSigningKeyPair } from '../../core/crypto/sign.ts';
 import { openSecret, sealSecret } from '../../core/crypto/secretbox.ts';
 import { randomBytes } from '../../core/random.ts';
@@ -29,6 +29,7 @@ import type { OrtModuleLike } from '../../core/eval/runners.ts';
 import type { RoundStage } from '../../core/records/round-config.ts';
 import { REFERENCE_POLICY } from '../../core/policy/reference.ts';
 import { MODELS_DIR } from './robot-train.ts';
+import { officerReviewStages, reportStageTimings } from '../lib/timings.ts';
 
 interface OfficerIdentity {
   dsaPublicKey: string;
@@ -38,11 +39,6 @@ interface OfficerIdentity {
 
 const officerDir = (home: string) => join(home, 'officer');
 const roundDir = (home: string, roundId: string) => join(home, 'officer', 'rounds', roundId);
-
-async function sessionClient(ctx: CommandContext) {
-  const session = await readSession(ctx.home);
-  return { session, api: new ApiClient(session.server, { kind: 'session', token: session.token }) };
-}
 
 export async function loadOfficerSecrets(ctx: CommandContext): Promise<OfficerSecrets> {
   const bytes = await openFromFile({ path: join(officerDir(ctx.home), 'secrets.sealed'), passphrase: await ctx.passphrase('the officer keys') });
@@ -237,7 +233,7 @@ function gateCounts(n: number | undefined): Partial<GateSetCounts> | undefined {
   return n === undefined ? undefined : { nominal: n, site: n, ood: n };
 }
 
-export async function officerReview(ctx: CommandContext, opts: { round: string; out: string; gateScenarios?: number }): Promise<Record<string, unknown>> {
+export async function officerReview(ctx: CommandContext, opts: { round: string; out: string; gateScenarios?: number; evalModel?: string }): Promise<Record<string, unknown>> {
   const t0 = performance.now();
   const { api } = await sessionClient(ctx);
   const secrets = await loadOfficerSecrets(ctx);
@@ -288,7 +284,12 @@ export async function officerReview(ctx: CommandContext, opts: { round: string; 
   const candidate = buildCandidate({ config, slots, contributors: verified.contributors, base });
   lap('unpack');
   const candidateAdapterSha256 = bytesToHex(candidate.adapterSha256);
-  const gate = await reviewGate(ctx, { config, deployed: base, candidate: candidate.adapter, candidateAdapterSha256, counts: gateCounts(opts.gateScenarios) });
+  // The fleet's customer evaluation model when it has one (cli/commands/officer-eval.ts), else the reference task.
+  const { reviewGateWithEvalModel } = await import('./officer-eval.ts');
+  const gate = await reviewGateWithEvalModel(ctx, {
+    config, secrets, evalModel: opts.evalModel, deployed: base, candidate: candidate.adapter, candidateAdapterSha256,
+    reference: () => reviewGate(ctx, { config, deployed: base, candidate: candidate.adapter, candidateAdapterSha256, counts: gateCounts(opts.gateScenarios) }),
+  });
   lap('gate');
   if (!gate.applicable) ctx.log(`evaluation gate not applicable: ${gate.reason}`);
   else if (gate.verdict!.pass) ctx.log('evaluation gate passed');
@@ -301,6 +302,8 @@ export async function officerReview(ctx: CommandContext, opts: { round: string; 
   await writeJson(join(roundDir(ctx.home, config.roundId), 'gate.json'), gate);
   const report = { ...reviewReport({ config, verified, candidate }), stage: config.stage ?? 'imitation_learning', gate, timingsMs: { ...timings, total: Math.round(performance.now() - t0) } };
   await writeJson(join(opts.out, 'report.json'), report);
+  // decrypt and review of the round's latency breakdown (cli/lib/timings.ts); a failed report never fails the review.
+  await reportStageTimings({ home: ctx.home, role: 'officer', api, roundId: config.roundId, stages: officerReviewStages({ laps: timings }), log: (m) => ctx.log(m) });
   return report;
 }
 

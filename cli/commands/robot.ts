@@ -25,7 +25,8 @@ import { createEncryptor } from '../../core/he/seal.ts';
 import { computeDelta, encodeContribution, roundStartAdapter } from '../../core/round/robot.ts';
 import { roundPrivacyParams } from '../../core/round/privacy.ts';
 import { checkBudget, type RoundPrivacyParams } from '../../core/dp/round-privacy.ts';
-import { loadPeftAdapter } from '../../core/peft/adapter.ts';
+import { adapterFingerprint, loadPeftAdapter } from '../../core/peft/adapter.ts';
+import { elapsedMs, recallTrainDuration, reportStageTimings, robotPushStages } from '../lib/timings.ts';
 
 interface RobotIdentity {
   serverUrl: string;
@@ -238,7 +239,11 @@ export async function robotPush(ctx: CommandContext, opts: { adapter?: string; b
     summary,
   });
   const delivered = await deliverOutboxEntry({ home: ctx.home, api, entry, policy: retryPolicyFromEnv(), onAccepted: (a) => commitPush(ctx, a), log: (m) => ctx.log(m) });
+  // Stage timings for the round's latency breakdown (cli/lib/timings.ts): after the acknowledgement, never failing the push.
+  const trainMs = await recallTrainDuration({ home: ctx.home, roundId: config.roundId, adapterSha256: bytesToHex(adapterFingerprint({ adapter: trained })) }).catch(() => null);
+  const stageReport = await reportStageTimings({ home: ctx.home, role: 'robot', api, roundId: config.roundId, stages: robotPushStages({ encodeTimings: prepared.timings, signMs, uploadMs: delivered.uploadMs, trainMs }), log: (m) => ctx.log(m) });
   return {
+    stageTimingsPending: stageReport.pending,
     ...summary,
     contributionId: delivered.contributionId,
     contributions: delivered.contributions,
@@ -263,6 +268,7 @@ export async function robotPull(ctx: CommandContext, opts: { out: string }): Pro
   // replayed old manifest (release or rollback) is always refused.
   if (record.releaseVersion <= state.releaseVersion)
     throw new IntegrityError(`release version ${record.releaseVersion} is not newer than the running version ${state.releaseVersion}`);
+  const applyStarted = performance.now(); // the round's `apply` stage: verify payload, unwrap, decrypt, check, install
   const payload = fromBase64(res.payload);
   if (!equalBytes(sha256(payload), record.payloadSha256)) throw new IntegrityError('the release payload is not the one the signed manifest names');
   const wrap = record.wraps.find((w) => w.robotId === identity.robotId);
@@ -281,6 +287,8 @@ export async function robotPull(ctx: CommandContext, opts: { out: string }): Pro
   state.releaseVersion = record.releaseVersion;
   state.releaseAdapterSha256 = bytesToHex(record.adapterSha256);
   await writeJson(join(robotDir(ctx.home), 'state.json'), state);
+  const applyMs = elapsedMs(applyStarted);
   await api.json('POST', `/v1/releases/${encodeURIComponent(record.releaseId)}/report`, { status: 'applied', adapterSha256: bytesToHex(record.adapterSha256) }).catch(() => undefined); // best effort: the release is applied either way
+  await reportStageTimings({ home: ctx.home, role: 'robot', api, roundId: record.roundId, stages: [{ stage: 'apply', durationMs: applyMs }], log: (m) => ctx.log(m) });
   return { releaseId: record.releaseId, releaseVersion: record.releaseVersion, kind: record.kind, adapterSha256: bytesToHex(record.adapterSha256), out: opts.out, gate: record.gate ? (record.gate.override ? 'failed_overridden' : record.gate.status) : 'v1_manifest' };
 }
