@@ -30,6 +30,7 @@ import { openRound, request, robotSignedHeaders, setupFleet, type FleetSetup, ty
 import { startS3TestServer, type S3TestServer } from '../../server/blobs/s3-test-server.ts';
 import { MIGRATIONS_FOLDER, closeDatabase, openDatabase } from '../../server/db/client.ts';
 import { startHranaServer, type HranaTestServer } from './hrana-server.ts';
+import { roundAuditActions } from './round-audit.ts';
 
 const ROBOTS = 8;
 const TOKEN = `hrana-test-token-${randomUUID()}`;
@@ -179,17 +180,7 @@ describe('server instances on a libsql server (Hrana over HTTP) with a shared S3
       encryptor.destroy();
     }
 
-    const actions: string[] = [];
-    for (let after = 0; ; ) {
-      const page = await asA('GET', `/v1/audit?after=${after}&limit=1000`);
-      expect(page.status).toBe(200);
-      for (const e of page.body.entries) {
-        const details = typeof e.details === 'string' ? JSON.parse(e.details) : e.details;
-        if (e.target === roundId || details?.roundId === roundId) actions.push(e.action);
-      }
-      if (page.body.next === null || page.body.next === undefined || page.body.entries.length === 0) break;
-      after = page.body.next;
-    }
+    const actions = await roundAuditActions(asA, roundId);
     expect(actions.filter((x) => x === 'contribution.accept').length).toBe(ROBOTS);
     expect(actions.filter((x) => x === 'round.finalize').length).toBe(1);
   }, 240_000);

@@ -18,6 +18,7 @@ import { PARAM_SET_ID, getParamSet } from '../../core/he/params.ts';
 import { spawnServer, type ServerProcess } from '../crash/server-process.ts';
 import { openRound, request, robotSignedHeaders, setupFleet, type FleetSetup, type PersonRequest } from '../crash/fixtures.ts';
 import { startS3TestServer, type S3TestServer } from '../../server/blobs/s3-test-server.ts';
+import { roundAuditActions } from './round-audit.ts';
 
 const ROBOTS = 24;
 const paramSet = getParamSet({ id: PARAM_SET_ID });
@@ -128,17 +129,7 @@ describe('two server instances on one database and one S3 store', () => {
     }
 
     // Audit: one accept per contribution, one finalize for the round.
-    const actions: string[] = [];
-    for (let after = 0; ; ) {
-      const page = await asA('GET', `/v1/audit?after=${after}&limit=1000`);
-      expect(page.status).toBe(200);
-      for (const e of page.body.entries) {
-        const details = typeof e.details === 'string' ? JSON.parse(e.details) : e.details;
-        if (e.target === roundId || details?.roundId === roundId) actions.push(e.action);
-      }
-      if (page.body.next === null || page.body.next === undefined || page.body.entries.length === 0) break;
-      after = page.body.next;
-    }
+    const actions = await roundAuditActions(asA, roundId);
     expect(actions.filter((x) => x === 'contribution.accept').length).toBe(ROBOTS);
     expect(actions.filter((x) => x === 'round.finalize').length).toBe(1);
 
