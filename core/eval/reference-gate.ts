@@ -2,8 +2,9 @@
 // start adapter) and the candidate (start + decrypted mean update) run in ONE ONNX session of the shipped
 // reference policy, fed different LoRA inputs, over the held-out scenario sets (nominal, every site
 // variation, OOD). The officer CLI (`officer review`, onnxruntime-web's WASM backend in Node) and the PWA's
-// eval worker (onnxruntime-web in a browser worker) call runReferenceGateOnnx with their own `ort` module
-// and model bytes; everything else — sets, runners, report, verdict, metric summary, hash — is this file.
+// eval worker (onnxruntime-web in a browser worker: WebGPU where the browser has an adapter, else WASM;
+// the report's `runtime` names which) call runReferenceGateOnnx with their own `ort` module and model
+// bytes; everything else — sets, runners, report, verdict, metric summary, hash — is this file.
 //
 //   round tensors ──referenceGateApplicability──▶ not applicable (reason) | applicable
 //   deployed + candidate adapters ──loraOf──▶ onnxPolicyRunner x 2 ──evaluatePolicy──▶ EvaluationReport
@@ -202,7 +203,8 @@ export async function runReferenceGate(options: {
 /**
  * The gate as the review runs it, in the CLI and in the PWA's worker: applicability from the round's
  * tensor schema, then one ONNX session of the reference policy (`model`, run by the injected `ort`:
- * onnxruntime-web, WASM) with the deployed and the candidate LoRA inputs.
+ * onnxruntime-web, WASM by default; the PWA's worker passes WebGPU where the browser has an adapter)
+ * with the deployed and the candidate LoRA inputs.
  */
 export async function runReferenceGateOnnx(options: {
   ort: OrtModuleLike;
@@ -213,6 +215,8 @@ export async function runReferenceGateOnnx(options: {
   candidate: PeftAdapter;
   candidateAdapterSha256: string;
   runtime?: string;
+  /** onnxruntime execution providers (default ['wasm']); `runtime` must name the one that runs. */
+  executionProviders?: readonly string[];
   counts?: Partial<GateSetCounts>;
   seed?: Uint8Array;
   thresholds?: Partial<GateThresholds>;
@@ -221,7 +225,7 @@ export async function runReferenceGateOnnx(options: {
   const applicability = referenceGateApplicability({ tensors: options.tensors });
   if (!applicability.applicable)
     return notApplicableGateReport({ roundId: options.roundId, candidateAdapterSha256: options.candidateAdapterSha256, reason: applicability.reason, thresholds: options.thresholds });
-  const session = await createOnnxPolicySession({ ort: options.ort, model: options.model });
+  const session = await createOnnxPolicySession({ ort: options.ort, model: options.model, executionProviders: options.executionProviders });
   try {
     const shapes = REFERENCE_SHAPES;
     return await runReferenceGate({

@@ -1,6 +1,7 @@
 // Policy runners for the evaluation: the same `act` interface over the TypeScript forward pass and over
 // an ONNX model run by an injected onnxruntime module (onnxruntime-web in the PWA's worker and in the
-// CLI, both WASM), so the gate's numbers come from one code path whichever runtime executes the model.
+// CLI: WASM, or WebGPU in a browser that has an adapter), so the gate's numbers come from one code path
+// whichever runtime executes the model.
 import { POLICY_LAYERS, policyForward, type ActionDistribution, type PolicyLora, type PolicyWeights } from '../policy/mlp.ts';
 import { ONNX_INPUT_OBS, ONNX_OUTPUT_LOG_STD, ONNX_OUTPUT_MEAN, onnxLoraInputs } from '../policy/onnx.ts';
 import { describe } from '../errors.ts';
@@ -30,10 +31,18 @@ export interface OrtModuleLike {
   Tensor: new (type: 'float32', data: Float32Array, dims: readonly number[]) => OrtTensorLike;
 }
 
-export async function createOnnxPolicySession(options: { ort: OrtModuleLike; model: Uint8Array }): Promise<OrtSessionLike> {
+/**
+ * One session of a policy model. `executionProviders` defaults to WASM (the CLI, and the browser without a
+ * WebGPU adapter); the PWA's eval worker passes ['webgpu'] where the browser has one (workers/eval/backend.ts).
+ * Exactly one provider is expected, so the report can name the backend that ran.
+ */
+export async function createOnnxPolicySession(options: { ort: OrtModuleLike; model: Uint8Array; executionProviders?: readonly string[] }): Promise<OrtSessionLike> {
   const { ort, model } = options;
   if (!(model instanceof Uint8Array)) throw new TypeError(`"model" expected Uint8Array, got ${describe(model)}`);
-  return ort.InferenceSession.create(model, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+  const executionProviders = options.executionProviders ?? ['wasm'];
+  if (!Array.isArray(executionProviders) || executionProviders.length === 0 || !executionProviders.every((p) => typeof p === 'string' && p.length > 0))
+    throw new TypeError(`"executionProviders" expected non-empty array of names, got ${describe(executionProviders)}`);
+  return ort.InferenceSession.create(model, { executionProviders: [...executionProviders], graphOptimizationLevel: 'all' });
 }
 
 /**

@@ -1,7 +1,9 @@
-// The eval worker's API: the review's evaluation gate in the browser, with onnxruntime-web (WASM, one
-// thread) running the shipped reference policy (static/models/reference-policy.onnx, precached by the
-// service worker so it works offline). It calls the same core function as `tensorguard officer review`
-// (core/eval/reference-gate.ts runReferenceGateOnnx): same sets, same runners, same verdict.
+// The eval worker's API: the review's evaluation gate in the browser, with onnxruntime-web running the
+// shipped reference policy (static/models/reference-policy.onnx, kept in memory once fetched) on WebGPU
+// where the browser has a hardware adapter, else on WASM with one thread (./backend.ts; the report's
+// `runtime` names the backend that ran and, for WASM, why not WebGPU). It calls the same core function as
+// `tensorguard officer review` (core/eval/reference-gate.ts runReferenceGateOnnx): same sets, same
+// runners, same verdict; on WASM the same arithmetic as the CLI, so the same numbers.
 //
 //   candidate handle ──key store (workers/keystore)──▶ candidate adapter (never leaves the worker)
 //   template adapter (the deployed policy) + candidate ──runReferenceGateOnnx──▶ GateReport ──▶ UI
@@ -21,6 +23,7 @@ import { decodeCandidate } from '../keystore/candidates.ts';
 import { bytesOf, type BytesLike, type ProgressCallback } from '../transfer.ts';
 import { runCustomerGateOnnx } from '../../core/eval/customer-gate.ts';
 import { forgetEvalModel, loadPreparedEvalModel, prepareEvalModel, preparedEvalModelSummary, type EvalModelSummary } from './eval-models.ts';
+import { selectOrtBackend, shortMessage, wasmBackend, type OrtBackend, type WebGpuLike } from './backend.ts';
 
 export type { EvalModelSummary } from './eval-models.ts';
 
@@ -56,12 +59,25 @@ export interface EvalWorkerApi {
 }
 
 async function loadOrt(): Promise<OrtModuleLike> {
-  // The WASM-only build: no WebGPU/WebGL code in the worker. One thread: no SharedArrayBuffer needed
-  // (the PWA is not cross-origin isolated) and the same arithmetic as the CLI.
+  // The WASM-only build. One thread: no SharedArrayBuffer needed (the PWA is not cross-origin isolated)
+  // and the same arithmetic as the CLI.
   const ort = await import('onnxruntime-web/wasm');
   ort.env.wasm.numThreads = 1;
   ort.env.wasm.proxy = false;
   return ort as unknown as OrtModuleLike;
+}
+
+async function loadWebGpuOrt(): Promise<OrtModuleLike> {
+  // The WebGPU build (its own WASM for the host side), imported only when an adapter exists.
+  const ort = await import('onnxruntime-web/webgpu');
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.proxy = false;
+  return ort as unknown as OrtModuleLike;
+}
+
+/** navigator.gpu of the worker, when the browser exposes WebGPU (secure contexts only). */
+function workerGpu(): WebGpuLike | undefined {
+  return (globalThis.navigator as (Navigator & { gpu?: WebGpuLike }) | undefined)?.gpu;
 }
 
 async function webCryptoSha256Hex(bytes: Uint8Array): Promise<string> {
@@ -72,6 +88,15 @@ async function webCryptoSha256Hex(bytes: Uint8Array): Promise<string> {
 export function createEvalWorkerApi(options: { fetchModel?: () => Promise<Uint8Array> } = {}): EvalWorkerApi {
   const vault = openVault();
   let model: Uint8Array | null = null;
+  /** Chosen once per worker (./backend.ts); a WebGPU run that fails switches it to WASM. */
+  let backend: Promise<OrtBackend> | null = null;
+  const backendFor = (bytes: Uint8Array): Promise<OrtBackend> => {
+    backend ??= selectOrtBackend({ gpu: workerGpu(), model: bytes, loadWebGpu: loadWebGpuOrt, loadWasm: loadOrt }).catch((err) => {
+      backend = null;
+      throw err;
+    });
+    return backend;
+  };
   const fetchModel =
     options.fetchModel ??
     (async () => {
@@ -112,19 +137,32 @@ export function createEvalWorkerApi(options: { fetchModel?: () => Promise<Uint8A
       // Not the reference policy's layout: say so (no model load, no number).
       if (!applicability.applicable) return notApplicableGateReport({ roundId: o.roundId, candidateAdapterSha256, reason: applicability.reason });
       onProgress?.(0, 1, 'loading the reference policy (ONNX)');
-      model ??= await fetchModel();
-      return runReferenceGateOnnx({
-        ort: await loadOrt(),
-        model,
-        roundId: o.roundId,
-        tensors,
-        deployed,
-        candidate,
-        candidateAdapterSha256,
-        runtime: 'onnxruntime-web/wasm (browser worker)',
-        counts: o.counts,
-        onProgress: (done, total, phase) => onProgress?.(done, total, `${phase}: set ${done} of ${total}`),
-      });
+      const bytes = (model ??= await fetchModel());
+      const run = (b: OrtBackend) => {
+        onProgress?.(0, 1, `running on ${b.runtime}`);
+        return runReferenceGateOnnx({
+          ort: b.ort,
+          executionProviders: b.executionProviders,
+          model: bytes,
+          roundId: o.roundId,
+          tensors,
+          deployed,
+          candidate,
+          candidateAdapterSha256,
+          runtime: b.runtime,
+          counts: o.counts,
+          onProgress: (done, total, phase) => onProgress?.(done, total, `${phase}: set ${done} of ${total}`),
+        });
+      };
+      const chosen = await backendFor(bytes);
+      if (chosen.executionProviders[0] !== 'webgpu') return run(chosen);
+      try {
+        return await run(chosen);
+      } catch (err) {
+        // A WebGPU device can be lost mid-run: this worker uses WASM from now on, and the report says why.
+        backend = wasmBackend({ loadWasm: loadOrt, reason: `WebGPU run failed: ${shortMessage(err)}` });
+        return run(await backend);
+      }
     },
     async prepareEvalModel(o) {
       return prepareEvalModel({ vault, fleetId: o.fleetId, record: await bytesOf(o.record), model: await bytesOf(o.model), sealed: await bytesOf(o.scenarios), now: Date.now() });
