@@ -11,7 +11,16 @@ import { build, files, version } from '$service-worker';
 const sw = self as unknown as ServiceWorkerGlobalScope;
 const CACHE = `tensorguard-${version}`;
 const SHELL = '/';
-const PRECACHE = [SHELL, ...build, ...files.filter((f) => !f.startsWith('/models/'))];
+// onnxruntime-web's WebGPU build (the `.asyncify` wasm, ~27 MB) is left to the network: a tablet with a
+// GPU adapter uses it online, and offline the eval worker falls back to the plain WASM build, which is
+// precached (workers/eval/backend.ts). Of /models/, the reference policy the gate runs and its metadata
+// are precached so a review started offline can still run the evaluation gate.
+const OFFLINE_MODELS = new Set(['/models/reference-policy.onnx', '/models/reference-policy.json']);
+const PRECACHE = [
+  SHELL,
+  ...build.filter((f) => !/\/ort-wasm[^/]*\.asyncify[^/]*\.wasm$/.test(f)),
+  ...files.filter((f) => !f.startsWith('/models/') || OFFLINE_MODELS.has(f)),
+];
 const precached = new Set(PRECACHE);
 
 sw.addEventListener('install', (event) => {
