@@ -10,13 +10,15 @@
 //   first offending field) that the one error handler renders (server/http/errors.ts) -> the handler,
 //   whose `c.json(body, status)` is type-checked against the route's response schemas.
 // Besides the hook: the error body schema and the error responses routes declare, the security
-// requirements (people: bearer token or session cookie; robots: the four signature headers), and an
-// idempotency middleware for routes taking an `Idempotency-Key` (server/http/idempotency.ts).
+// requirements (people: bearer token or session cookie; robots: the four signature headers, or on the
+// safety routes the four safety session headers), a JSON body that is only described (the route parses
+// it itself), and an idempotency middleware for routes taking an `Idempotency-Key` (server/http/idempotency.ts).
 import { OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { ZodError } from 'zod';
 import { TensorGuardError } from '../../core/errors.ts';
 import { ROBOT_HEADERS } from '../../core/records/request-signature.ts';
+import { SAFETY_SESSION_HEADERS } from '../../core/records/safety-session.ts';
 import { SESSION_COOKIE } from './auth.ts';
 import { runIdempotent, type IdempotencyContext } from './idempotency.ts';
 import type { AppDeps, AppEnv } from './context.ts';
@@ -56,6 +58,19 @@ export const SECURITY_SCHEMES = {
     name: ROBOT_HEADERS.signature,
     description: 'base64 ML-DSA-44 signature over the fingerprint of method, path+query, timestamp, nonce and SHA-256(body) (core/records/request-signature.ts).',
   },
+  robotSession: {
+    type: 'apiKey',
+    in: 'header',
+    name: SAFETY_SESSION_HEADERS.session,
+    description: 'A robot safety session id from POST /v1/safety/sessions (server/http/robot-session.ts). Session requests carry x-tg-robot, x-tg-session, x-tg-counter and x-tg-mac together.',
+  },
+  robotCounter: { type: 'apiKey', in: 'header', name: SAFETY_SESSION_HEADERS.counter, description: 'The session request counter: 1, 2, 3, ..., each accepted once (anti-replay window).' },
+  robotMac: {
+    type: 'apiKey',
+    in: 'header',
+    name: SAFETY_SESSION_HEADERS.mac,
+    description: '64 lowercase hex: HMAC-SHA256 with the session key over method, path+query, counter and SHA-256(body) (core/records/safety-session.ts).',
+  },
 } as const;
 
 /** A new OpenAPIHono route file: the shared validation hook and the security schemes it refers to. */
@@ -65,11 +80,15 @@ export function createOpenApiRoutes(): OpenAPIHono<AppEnv> {
   return routes;
 }
 
-/** Who may call a route, as OpenAPI security requirements (alternatives; the robot headers all together). */
-export function security(options: { person?: boolean; robot?: boolean }): Array<Record<string, string[]>> {
+/**
+ * Who may call a route, as OpenAPI security requirements (alternatives; the robot headers of one form
+ * all together). `robotSession`: the robot safety session form, accepted besides the signed one.
+ */
+export function security(options: { person?: boolean; robot?: boolean; robotSession?: boolean }): Array<Record<string, string[]>> {
   return [
     ...(options.person ? [{ bearer: [] }, { sessionCookie: [] }] : []),
     ...(options.robot ? [{ robotId: [], robotTimestamp: [], robotNonce: [], robotSignature: [] }] : []),
+    ...(options.robotSession ? [{ robotId: [], robotSession: [], robotCounter: [], robotMac: [] }] : []),
   ];
 }
 
@@ -127,6 +146,18 @@ export function jsonResponse<T extends z.ZodType>(description: string, schema: T
 /** A required JSON request body. */
 export function jsonBody<T extends z.ZodType>(schema: T, description?: string) {
   return { required: true, ...(description ? { description } : {}), content: { 'application/json': { schema } } };
+}
+
+/**
+ * A required JSON request body that the document describes but zod does not validate: the route parses
+ * the bytes itself (the safety routes: core/safety/parse.ts names the bad field, and what is valid
+ * depends on the cell the body names). The schema becomes the component `name` and the route refers to
+ * it by $ref, so @hono/zod-openapi adds no validator and no Content-Type gate for this body.
+ */
+export function describedJsonBody(options: { routes: OpenAPIHono<AppEnv>; name: string; schema: z.ZodType; description?: string }) {
+  const { routes, name, schema, description } = options;
+  routes.openAPIRegistry.register(name, schema);
+  return { required: true, ...(description ? { description } : {}), content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } } };
 }
 
 /** Raw bytes (request or response); the route handles the bytes itself. */

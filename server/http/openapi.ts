@@ -6,8 +6,6 @@
 import { z } from 'zod';
 import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
 import type { ZodType } from 'zod';
-import { BootstrapBody, ChangePasswordBody, CreateUserBody, LoginBody, ReauthBody, UpdateUserBody } from '../routes/people.ts';
-import { idParam } from './body.ts';
 
 type Method = 'get' | 'head' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -25,9 +23,6 @@ export interface ApiRouteDoc {
   produces?: string;
 }
 
-const fleetQuery = z.object({ fleet: idParam });
-const heartbeat = z.strictObject({ estop: z.enum(['armed', 'engaged', 'fault', 'unavailable']), robotTime: z.number().int().nonnegative().optional() });
-const ANY_PERSON = 'any signed-in person of the organization';
 const OFFICER = 'officer (person)';
 
 export const API_ROUTES: ApiRouteDoc[] = [
@@ -38,22 +33,8 @@ export const API_ROUTES: ApiRouteDoc[] = [
   { method: 'get', path: '/docs', summary: 'A page rendering this document', tag: 'system', access: 'anyone', produces: 'text/html' },
   { method: 'get', path: '/docs/render.js', summary: 'The docs page renderer', tag: 'system', access: 'anyone', produces: 'text/javascript' },
   { method: 'get', path: '/docs/style.css', summary: 'The docs page stylesheet', tag: 'system', access: 'anyone', produces: 'text/css' },
-  { method: 'post', path: '/v1/bootstrap', summary: 'Create the organization and its first admin+officer (once)', tag: 'people', access: 'anyone, while the server has no user', body: BootstrapBody },
-  { method: 'post', path: '/v1/sessions', summary: 'Sign in: a new session token, also set as the HttpOnly tg_session cookie', tag: 'people', access: 'anyone (rate limited)', body: LoginBody },
-  { method: 'post', path: '/v1/sessions/reauth', summary: 'Prove the password again for the sensitive actions of the next 5 minutes', tag: 'people', access: ANY_PERSON, body: ReauthBody },
-  { method: 'delete', path: '/v1/sessions/current', summary: 'Sign out: end this session and clear the cookie', tag: 'people', access: ANY_PERSON },
-  { method: 'get', path: '/v1/me', summary: 'The signed-in user and organization', tag: 'people', access: ANY_PERSON },
-  { method: 'post', path: '/v1/users', summary: 'Create a user (recent re-authentication)', tag: 'people', access: 'admin', body: CreateUserBody },
-  { method: 'get', path: '/v1/users', summary: 'List users', tag: 'people', access: 'admin' },
-  { method: 'patch', path: '/v1/users/:id', summary: 'Change roles or disable; revokes the user’s sessions (recent re-authentication)', tag: 'people', access: 'admin', body: UpdateUserBody },
-  { method: 'post', path: '/v1/users/me/password', summary: 'Change the own password; revokes every session, returns a new one', tag: 'people', access: ANY_PERSON, body: ChangePasswordBody },
   { method: 'post', path: '/v1/rounds/:id/contributions', summary: 'Upload a robot-signed encrypted update package', tag: 'contributions', access: 'robot of the round’s fleet (10/min)', body: 'octet-stream' },
   { method: 'get', path: '/v1/rounds/:id/contributions/:cid/package', summary: 'One stored update package', tag: 'contributions', access: OFFICER, produces: 'application/octet-stream' },
-  { method: 'post', path: '/v1/robots/me/heartbeat', summary: 'Robot e-stop heartbeat', tag: 'safety', access: 'robot', body: heartbeat },
-  { method: 'post', path: '/v1/safety/sessions', summary: 'Open a safety session: a 10-minute HMAC key wrapped to the robot\'s ML-KEM-768 key (no body)', tag: 'safety', access: 'robot (signed)' },
-  { method: 'post', path: '/v1/safety/validate', summary: 'Validate one motion command', tag: 'safety', access: 'robot', body: 'json' },
-  { method: 'post', path: '/v1/safety/validate/batch', summary: 'Validate up to 64 motion commands', tag: 'safety', access: 'robot', body: 'json' },
-  { method: 'get', path: '/v1/safety/heartbeats', summary: 'Last heartbeats of a fleet', tag: 'safety', access: ANY_PERSON, query: fleetQuery },
   { method: 'post', path: '/v1/bench/null-sink', summary: 'Benchmark sink (TG_BENCH_NULL_SINK=1 only, refused in production)', tag: 'system', access: 'anyone (development only)', body: 'octet-stream' },
   { method: 'get', path: '/*', summary: 'The PWA: pages, scripts, workers, static assets', tag: 'pwa', access: 'anyone', produces: 'text/html' },
   { method: 'head', path: '/*', summary: 'The PWA (HEAD)', tag: 'pwa', access: 'anyone', produces: 'text/html' },

@@ -136,6 +136,49 @@ describe('people', () => {
     expect((await createFleet({ server, token: bob, name: 'tenant-a-fleet' })).id).not.toBe(fleetA.id);
   });
 
+  it('documents itself in /openapi.json and validates through the shared hook (400 malformed naming the field)', async () => {
+    const doc = (await api({ server, method: 'GET', path: '/openapi.json' })).body;
+    const people: Array<[string, string]> = [
+      ['post', '/v1/bootstrap'],
+      ['post', '/v1/sessions'],
+      ['post', '/v1/sessions/reauth'],
+      ['delete', '/v1/sessions/current'],
+      ['get', '/v1/me'],
+      ['post', '/v1/users'],
+      ['get', '/v1/users'],
+      ['patch', '/v1/users/{id}'],
+      ['post', '/v1/users/me/password'],
+    ];
+    for (const [method, path] of people) {
+      const op = doc.paths[path]?.[method];
+      expect(op, `${method} ${path}`).toBeTruthy();
+      expect(op.tags).toEqual(['people']);
+      expect(op.responses.default.content['application/json'].schema.$ref).toBe('#/components/schemas/ApiError');
+      // Sign-in and bootstrap take no credential; every other people route takes the token or the cookie.
+      const open = path === '/v1/bootstrap' || path === '/v1/sessions';
+      expect(op.security, `${method} ${path}`).toEqual(open ? [] : [{ bearer: [] }, { sessionCookie: [] }]);
+    }
+    expect(doc.paths['/v1/sessions'].post.requestBody.content['application/json'].schema.$ref).toBe('#/components/schemas/SignIn');
+    expect(doc.components.schemas.UserCreation.properties.user.pattern).toBeTruthy();
+    expect(doc.paths['/v1/users/{id}'].patch.parameters).toEqual([expect.objectContaining({ in: 'path', name: 'id', required: true })]);
+
+    const shortPassword = await api({ server, method: 'POST', path: '/v1/bootstrap', body: { org: 'x', user: 'y', password: 'short' } });
+    expect(shortPassword.status).toBe(400);
+    expect(shortPassword.body.error).toMatchObject({ code: 'malformed', details: { field: 'password' } });
+    const extra = await api({ server, method: 'POST', path: '/v1/sessions', body: { user: 'alice', password: 'x', admin: true } });
+    expect(extra.status).toBe(400);
+    expect(extra.body.error.code).toBe('malformed');
+    // Authentication runs before validation: an anonymous bad request is 401, not 400.
+    expect((await api({ server, method: 'PATCH', path: '/v1/users/bad%20id', body: {} })).status).toBe(401);
+    expect((await api({ server, method: 'POST', path: '/v1/sessions/reauth', token: admin.token, body: { password: 'correct horse battery' } })).status).toBe(200);
+    const badId = await api({ server, method: 'PATCH', path: '/v1/users/bad%20id', token: admin.token, body: { disabled: true } });
+    expect(badId.status).toBe(400);
+    expect(badId.body.error).toMatchObject({ code: 'malformed', details: { field: 'id' } });
+    const neither = await api({ server, method: 'PATCH', path: `/v1/users/${admin.user.id}`, token: admin.token, body: {} });
+    expect(neither.status).toBe(400);
+    expect(neither.body.error.message).toMatch(/give roles, disabled or both/);
+  });
+
   it('keeps an append-only audit log with RFC 6962 leaf hashes', async () => {
     const res = await api({ server, method: 'GET', path: '/v1/audit', token: admin.token });
     expect(res.status).toBe(200);

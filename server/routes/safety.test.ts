@@ -126,6 +126,37 @@ describe('safety routes', () => {
     expect(bad.body.error.details.field).toBe('requests[1].trajectory');
   });
 
+  it('documents both robot authentication forms and the bodies, which parse.ts (not zod) still validates', async () => {
+    const doc = (await api({ server, method: 'GET', path: '/openapi.json' })).body;
+    const signed = { robotId: [], robotTimestamp: [], robotNonce: [], robotSignature: [] };
+    const session = { robotId: [], robotSession: [], robotCounter: [], robotMac: [] };
+    for (const path of ['/v1/robots/me/heartbeat', '/v1/safety/validate', '/v1/safety/validate/batch']) {
+      const op = doc.paths[path].post;
+      expect(op.security, path).toEqual([signed, session]);
+      expect(op.requestBody.content['application/json'].schema.$ref, path).toMatch(/^#\/components\/schemas\//);
+      expect(op.responses['200'].content['application/json'].schema, path).toBeTruthy();
+    }
+    expect(doc.paths['/v1/safety/sessions'].post.security).toEqual([signed]);
+    expect(doc.paths['/v1/safety/heartbeats'].get.security).toEqual([{ bearer: [] }, { sessionCookie: [] }]);
+    expect(doc.components.securitySchemes.robotMac).toMatchObject({ type: 'apiKey', in: 'header', name: 'x-tg-mac' });
+    expect(doc.components.securitySchemes.robotSession).toMatchObject({ type: 'apiKey', in: 'header', name: 'x-tg-session' });
+    expect(doc.components.schemas.SafetyRequest.required).toEqual(['cellId', 'trajectory']);
+    expect(doc.components.schemas.SafetyRequestBatch.properties.requests.items.$ref).toBe('#/components/schemas/SafetyRequest');
+
+    // Described, not gated: the body is read from the authenticated bytes whatever the Content-Type, as before.
+    const plain = await robotRequest({ server, robot, method: 'POST', path: '/v1/safety/validate', body: enc({ cellId: 'line-1', trajectory: { waypoints } }), contentType: 'text/plain' });
+    expect(plain.status).toBe(200);
+    expect(plain.body.decision).toBe('approve');
+    const unknownField = await post('/v1/safety/validate', { cellId: 'line-1', trajectory: { waypoints }, speed: 3 });
+    expect(unknownField.status).toBe(400);
+    expect(unknownField.body.error).toMatchObject({ code: 'malformed', details: { field: 'speed' } });
+    // The fleet query is validated by zod through the shared hook.
+    const badFleet = await api({ server, method: 'GET', path: '/v1/safety/heartbeats?fleet=not%20an%20id', token: admin.token });
+    expect(badFleet.status).toBe(400);
+    expect(badFleet.body.error).toMatchObject({ code: 'malformed', details: { field: 'fleet' } });
+    expect((await api({ server, method: 'GET', path: '/v1/safety/heartbeats', token: admin.token })).status).toBe(400);
+  });
+
   it('keeps people off the robot routes and robots off other fleets', async () => {
     const person = await api({ server, method: 'POST', path: '/v1/safety/validate', token: admin.token, body: { cellId: 'line-1' } });
     expect(person.status).toBe(403);

@@ -16,13 +16,21 @@
 // this process), the heartbeat from memory (a database read only for a robot whose heartbeat this
 // process has not seen; a read that can only deny is remembered for HEARTBEAT_MISS_MS), and the body is
 // parsed once.
-import { Hono, type MiddlewareHandler } from 'hono';
+// OpenAPI routes (@hono/zod-openapi): each route declares both robot authentication forms and its
+// answers; the fleet query of GET /safety/heartbeats is validated by zod. The JSON bodies of the robot
+// routes are only described (describedJsonBody): they keep being parsed from the authenticated raw
+// bytes by core/safety/parse.ts, which names the bad field and checks a request against the cell it
+// names (joint count, payload rating), something no schema fixed before the cell is read can do; and
+// no zod validator re-reads and re-parses the body on this hot path.
+import type { MiddlewareHandler } from 'hono';
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { FormatError, NotFoundError, OversizeError } from '../../core/errors.ts';
 import { bytesToUtf8, bytesToHex, toBase64 } from '../../core/bytes.ts';
 import { sha256 } from '../../core/codec/fingerprint.ts';
 import type { SafetyCell } from '../../core/safety/cell.ts';
-import { parseSafetyRequest } from '../../core/safety/request.ts';
+import { MAX_WAYPOINTS, parseSafetyRequest } from '../../core/safety/request.ts';
 import { arr, fail, obj, oneOf, str } from '../../core/safety/parse.ts';
+import { BODY_REGIONS } from '../../core/safety/body-regions.ts';
 import { ESTOP_STATES, validateCommand, type CheckName, type EstopState, type Heartbeat, type SafetyDecision } from '../../core/safety/validate.ts';
 import { auditSafetyDenials, getCell, getHeartbeat, listHeartbeats, saveHeartbeat } from '../db/cells.ts';
 import { getFleet } from '../db/fleets.ts';
@@ -30,6 +38,7 @@ import { appendAudit } from '../db/audit.ts';
 import { requireAuth, robotOf } from '../http/auth.ts';
 import { KiB, MiB, NO_BODY_LIMIT, SMALL_JSON_LIMIT, idParam, limitBody } from '../http/body.ts';
 import { SafetySessions, requireRobotSession } from '../http/robot-session.ts';
+import { AUTH_ERRORS, createOpenApiRoutes, describedJsonBody, errorResponses, jsonResponse, security } from '../http/openapi-route.ts';
 import type { AppDeps, AppEnv } from '../http/context.ts';
 import { cellKey, onCellChange } from './cells.ts';
 
@@ -82,6 +91,94 @@ function emit(event: SafetyDecisionEvent): void {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// The document's picture of the bodies and answers. The request schemas describe what
+// core/safety/request.ts and the heartbeat handler accept (they are not what validates it); the answer
+// schemas are what the handlers' c.json bodies are type-checked against.
+
+const Vec3 = z.tuple([z.number(), z.number(), z.number()]).openapi({ description: 'metres in the cell frame; |component| <= 1000' });
+const RegionSchema = z.enum(BODY_REGIONS);
+const SafetyRequestSchema = z
+  .strictObject({
+    cellId: z.string().min(1).max(64).openapi({ description: 'a cell of the robot’s fleet (404 otherwise)' }),
+    requestId: z.string().min(1).max(128).optional().openapi({ description: 'echoed in the decision and the audit row of a deny' }),
+    trajectory: z.strictObject({
+      waypoints: z
+        .array(
+          z.strictObject({
+            t: z.number().min(0).max(86_400).openapi({ description: 'seconds from the start, strictly increasing' }),
+            joints: z.array(z.number().min(-1000).max(1000)).openapi({ description: 'one per joint of the cell' }),
+            links: z.array(Vec3).openapi({ description: 'base, joints..., tool tip: linkRadii.length + 1 points; rigid links keep their length' }),
+            jointVelocities: z.array(z.number().min(-1000).max(1000)).optional(),
+          }),
+        )
+        .min(1)
+        .max(MAX_WAYPOINTS),
+    }),
+    payloadKg: z.number().min(0).optional().openapi({ description: 'default 0; at most the cell robot’s rated payload' }),
+    humans: z
+      .array(
+        z.strictObject({
+          id: z.string().min(1).max(64).optional(),
+          position: Vec3,
+          radius: z.number().min(0).max(2).optional(),
+          velocity: Vec3.nullable().optional().openapi({ description: 'm/s, at most 10 m/s' }),
+          regions: z.array(RegionSchema).min(1).max(BODY_REGIONS.length).optional(),
+        }),
+      )
+      .max(64)
+      .optional(),
+    predictedContacts: z
+      .array(z.strictObject({ region: RegionSchema, forceN: z.number().min(0).max(1e6), kind: z.enum(['transient', 'quasi_static']).optional() }))
+      .max(256)
+      .optional(),
+  })
+  .openapi('SafetyRequest', {
+    description:
+      'A command safety request (core/safety/request.ts, docs/SAFETY.md). Checked against the cell it names, so a request that cannot be physical for that cell is 400 `malformed` with details.field naming the field (e.g. `trajectory.waypoints[2].links[1]`).',
+  });
+const HeartbeatBodySchema = z.strictObject({
+  estop: z.enum(ESTOP_STATES),
+  robotTime: z.number().int().nonnegative().optional().openapi({ description: 'the robot clock, milliseconds since the epoch' }),
+});
+const CheckNameSchema = z.enum(['joint_limits', 'joint_speed', 'workspace', 'collision', 'power_force_limiting', 'speed_separation', 'emergency_stop'] satisfies CheckName[]);
+const SafetyDecisionSchema = z
+  .object({
+    decision: z.enum(['approve', 'deny']),
+    cellId: z.string(),
+    requestId: z.string().nullable(),
+    checks: z.array(
+      z.object({
+        name: CheckNameSchema,
+        status: z.enum(['pass', 'fail', 'not_applicable']),
+        detail: z.string(),
+        values: z.record(z.string(), z.union([z.number(), z.string(), z.null()])).optional(),
+      }),
+    ),
+    failed: z.array(CheckNameSchema),
+    recommendation: z.object({ maxSpeedMps: z.number().nullable(), timeScale: z.number().nullable(), actions: z.array(z.string()) }),
+    cellVersion: z.number().int().openapi({ description: 'the version of the cell the request was checked against' }),
+  })
+  .openapi('SafetyDecision');
+const HeartbeatSchema = z.object({ robotId: z.string(), fleetId: z.string(), estop: z.enum(ESTOP_STATES), robotTime: z.number().nullable(), receivedAt: z.number() }).openapi('RobotHeartbeat');
+const SafetySessionSchema = z
+  .object({
+    sessionId: z.string(),
+    robotId: z.string(),
+    expiresAt: z.number(),
+    counterWindow: z.number().int().openapi({ description: 'counters up to this far below the highest accepted are still accepted once' }),
+    kemCiphertext: z.string().openapi({ description: 'base64 ML-KEM-768 ciphertext to the robot’s enrolled key' }),
+    wrappedKey: z.string().openapi({ description: 'base64 AES-256-GCM wrap of the 32-byte session key' }),
+  })
+  .openapi('SafetySession');
+
+/** The error answers of the robot routes, signed or session form. */
+const ROBOT_ROUTE_ERRORS = {
+  400: '`malformed`: details.field names the bad field of the body or session header',
+  401: 'not authenticated: `unauthenticated`, `replay`, `bad_signature` (signed form); `session_unknown`, `session_expired`, `bad_mac`, `replay` (session form)',
+  403: '`forbidden`: a person on a robot route',
+  413: '`oversize`: the body exceeds the route limit (Content-Length decides when present)',
+  429: true,
+} as const;
 
 function parseJsonBody(bytes: Uint8Array | undefined): unknown {
   try {
@@ -118,9 +215,9 @@ function limitBodyByLength(options: { maxSize: number }): MiddlewareHandler {
   };
 }
 
-export function createSafetyRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
+export function createSafetyRoutes(options: { deps: AppDeps }): OpenAPIHono<AppEnv> {
   const { deps } = options;
-  const routes = new Hono<AppEnv>();
+  const routes = createOpenApiRoutes();
   const cellCache = new Map<string, { cell: SafetyCell | null; version: number; at: number }>();
   const heartbeats = new Map<string, Heartbeat & { persistedAt: number }>();
   const heartbeatMisses = new Map<string, { heartbeat: Heartbeat | null; at: number }>();
@@ -182,80 +279,152 @@ export function createSafetyRoutes(options: { deps: AppDeps }): Hono<AppEnv> {
     return { decision, denial };
   }
 
-  routes.post('/safety/sessions', limitBody({ maxSize: NO_BODY_LIMIT }), requireAuth({ deps, robot: true }), async (c) => {
-    const robot = robotOf(c);
-    expectEmptyBody(c.get('rawBody'));
-    const now = deps.now();
-    const opened = sessions.open({ robot: robot.robot, now });
-    try {
-      // The session is a credential: its issue is audited (never its key); it is usable once this commits.
-      await deps.db.transaction((tx) =>
-        appendAudit({ db: tx, orgId: robot.orgId, actor: { type: 'robot', id: robot.robotId }, action: 'robot.safety_session.open', target: robot.robotId, details: { sessionId: opened.sessionId, expiresAt: opened.expiresAt, instanceId: sessions.instanceId }, now }),
+  routes.openapi(
+    createRoute({
+      method: 'post',
+      path: '/safety/sessions',
+      tags: ['safety'],
+      summary: 'Open a safety session: a 10-minute HMAC key wrapped to the robot’s ML-KEM-768 key',
+      description: 'Who may call it: robot (signed form only). Takes no body, or {}.',
+      security: security({ robot: true }),
+      middleware: [limitBody({ maxSize: NO_BODY_LIMIT }), requireAuth({ deps, robot: true })] as const,
+      responses: {
+        201: jsonResponse('the session; only the robot can unwrap its key', SafetySessionSchema),
+        ...errorResponses({ ...AUTH_ERRORS, 400: '`malformed`: a body other than {}', 403: '`forbidden`: a person on a robot route', 413: true }),
+      },
+    }),
+    async (c) => {
+      const robot = robotOf(c);
+      expectEmptyBody(c.get('rawBody'));
+      const now = deps.now();
+      const opened = sessions.open({ robot: robot.robot, now });
+      try {
+        // The session is a credential: its issue is audited (never its key); it is usable once this commits.
+        await deps.db.transaction((tx) =>
+          appendAudit({ db: tx, orgId: robot.orgId, actor: { type: 'robot', id: robot.robotId }, action: 'robot.safety_session.open', target: robot.robotId, details: { sessionId: opened.sessionId, expiresAt: opened.expiresAt, instanceId: sessions.instanceId }, now }),
+        );
+      } catch (error) {
+        sessions.drop(opened.sessionId);
+        throw error;
+      }
+      return c.json(
+        { sessionId: opened.sessionId, robotId: opened.robotId, expiresAt: opened.expiresAt, counterWindow: opened.counterWindow, kemCiphertext: toBase64(opened.kemCiphertext), wrappedKey: toBase64(opened.wrappedKey) },
+        201,
       );
-    } catch (error) {
-      sessions.drop(opened.sessionId);
-      throw error;
-    }
-    return c.json(
-      { sessionId: opened.sessionId, robotId: opened.robotId, expiresAt: opened.expiresAt, counterWindow: opened.counterWindow, kemCiphertext: toBase64(opened.kemCiphertext), wrappedKey: toBase64(opened.wrappedKey) },
-      201,
-    );
-  });
+    },
+  );
 
-  routes.post('/robots/me/heartbeat', limitBodyByLength({ maxSize: SMALL_JSON_LIMIT }), robotAuth, async (c) => {
-    const robot = robotOf(c);
-    const body = obj('', parseJsonBody(c.get('rawBody')), ['estop', 'robotTime']);
-    const estop = oneOf('estop', body.estop, ESTOP_STATES) as EstopState;
-    let robotTime: number | null = null;
-    if (body.robotTime !== undefined) {
-      if (typeof body.robotTime !== 'number' || !Number.isSafeInteger(body.robotTime) || body.robotTime < 0) fail('robotTime', 'expected milliseconds since the epoch');
-      robotTime = body.robotTime as number;
-    }
-    const now = deps.now();
-    const previous = heartbeats.get(robot.robotId) ?? null;
-    const previousState = previous?.estop ?? (await getHeartbeat({ db: deps.db, orgId: robot.orgId, robotId: robot.robotId }))?.estop ?? null;
-    const persist = !previous || previousState !== estop || now - previous.persistedAt >= HEARTBEAT_PERSIST_MS;
-    if (persist) await saveHeartbeat({ db: deps.db, orgId: robot.orgId, heartbeat: { robotId: robot.robotId, fleetId: robot.fleetId, estop, robotTime, receivedAt: now }, previous: previousState });
-    heartbeats.set(robot.robotId, { receivedAt: now, estop, persistedAt: persist ? now : previous!.persistedAt });
-    heartbeatMisses.delete(robot.robotId);
-    return c.json({ receivedAt: now, estop });
-  });
+  routes.openapi(
+    createRoute({
+      method: 'post',
+      path: '/robots/me/heartbeat',
+      tags: ['safety'],
+      summary: 'Robot e-stop heartbeat',
+      description: 'Who may call it: robot (signed or safety session form).',
+      security: security({ robot: true, robotSession: true }),
+      middleware: [limitBodyByLength({ maxSize: SMALL_JSON_LIMIT }), robotAuth] as const,
+      request: { body: describedJsonBody({ routes, name: 'RobotHeartbeatReport', schema: HeartbeatBodySchema }) },
+      responses: { 200: jsonResponse('recorded', z.object({ receivedAt: z.number(), estop: z.enum(ESTOP_STATES) })), ...errorResponses(ROBOT_ROUTE_ERRORS) },
+    }),
+    async (c) => {
+      const robot = robotOf(c);
+      const body = obj('', parseJsonBody(c.get('rawBody')), ['estop', 'robotTime']);
+      const estop = oneOf('estop', body.estop, ESTOP_STATES) as EstopState;
+      let robotTime: number | null = null;
+      if (body.robotTime !== undefined) {
+        if (typeof body.robotTime !== 'number' || !Number.isSafeInteger(body.robotTime) || body.robotTime < 0) fail('robotTime', 'expected milliseconds since the epoch');
+        robotTime = body.robotTime as number;
+      }
+      const now = deps.now();
+      const previous = heartbeats.get(robot.robotId) ?? null;
+      const previousState = previous?.estop ?? (await getHeartbeat({ db: deps.db, orgId: robot.orgId, robotId: robot.robotId }))?.estop ?? null;
+      const persist = !previous || previousState !== estop || now - previous.persistedAt >= HEARTBEAT_PERSIST_MS;
+      if (persist) await saveHeartbeat({ db: deps.db, orgId: robot.orgId, heartbeat: { robotId: robot.robotId, fleetId: robot.fleetId, estop, robotTime, receivedAt: now }, previous: previousState });
+      heartbeats.set(robot.robotId, { receivedAt: now, estop, persistedAt: persist ? now : previous!.persistedAt });
+      heartbeatMisses.delete(robot.robotId);
+      return c.json({ receivedAt: now, estop }, 200);
+    },
+  );
 
-  routes.post('/safety/validate', limitBodyByLength({ maxSize: VALIDATE_BODY_LIMIT }), robotAuth, async (c) => {
-    const robot = robotOf(c);
-    const body = parseJsonBody(c.get('rawBody'));
-    const heartbeat = await lastHeartbeat(robot.orgId, robot.robotId);
-    const { decision, denial } = await decide(robot.orgId, robot.fleetId, robot.robotId, body, undefined, heartbeat);
-    if (denial) await auditSafetyDenials({ db: deps.db, orgId: robot.orgId, robotId: robot.robotId, denials: [denial], now: deps.now() });
-    return c.json(decision);
-  });
+  routes.openapi(
+    createRoute({
+      method: 'post',
+      path: '/safety/validate',
+      tags: ['safety'],
+      summary: 'Validate one motion command',
+      description: 'Who may call it: robot (signed or safety session form). A deny is audited (safety.deny).',
+      security: security({ robot: true, robotSession: true }),
+      middleware: [limitBodyByLength({ maxSize: VALIDATE_BODY_LIMIT }), robotAuth] as const,
+      request: { body: describedJsonBody({ routes, name: 'SafetyRequest', schema: SafetyRequestSchema }) },
+      responses: { 200: jsonResponse('approve or deny, with every check', SafetyDecisionSchema), ...errorResponses({ ...ROBOT_ROUTE_ERRORS, 404: '`not_found`: the cell is not configured for the robot’s fleet (details.field `cellId`)' }) },
+    }),
+    async (c) => {
+      const robot = robotOf(c);
+      const body = parseJsonBody(c.get('rawBody'));
+      const heartbeat = await lastHeartbeat(robot.orgId, robot.robotId);
+      const { decision, denial } = await decide(robot.orgId, robot.fleetId, robot.robotId, body, undefined, heartbeat);
+      if (denial) await auditSafetyDenials({ db: deps.db, orgId: robot.orgId, robotId: robot.robotId, denials: [denial], now: deps.now() });
+      return c.json(decision, 200);
+    },
+  );
 
-  routes.post('/safety/validate/batch', limitBodyByLength({ maxSize: BATCH_BODY_LIMIT }), robotAuth, async (c) => {
-    const robot = robotOf(c);
-    const body = obj('', parseJsonBody(c.get('rawBody')), ['requests']);
-    const requests = arr('requests', body.requests, 1, MAX_BATCH);
-    const heartbeat = await lastHeartbeat(robot.orgId, robot.robotId);
-    const decisions: SafetyDecision[] = [];
-    const denials: Array<{ target: string; details: Record<string, unknown> }> = [];
-    // Validate every item before anything is recorded: a malformed item refuses the whole batch.
-    const outcomes = [];
-    for (let i = 0; i < requests.length; i++) outcomes.push(await decide(robot.orgId, robot.fleetId, robot.robotId, requests[i], `requests[${i}]`, heartbeat));
-    for (const o of outcomes) {
-      decisions.push(o.decision);
-      if (o.denial) denials.push(o.denial);
-    }
-    await auditSafetyDenials({ db: deps.db, orgId: robot.orgId, robotId: robot.robotId, denials, now: deps.now() });
-    return c.json({ decisions, approved: decisions.filter((d) => d.decision === 'approve').length, denied: denials.length });
-  });
+  routes.openapi(
+    createRoute({
+      method: 'post',
+      path: '/safety/validate/batch',
+      tags: ['safety'],
+      summary: `Validate up to ${MAX_BATCH} motion commands`,
+      description: 'Who may call it: robot (signed or safety session form). A malformed item refuses the whole batch before anything is recorded.',
+      security: security({ robot: true, robotSession: true }),
+      middleware: [limitBodyByLength({ maxSize: BATCH_BODY_LIMIT }), robotAuth] as const,
+      request: {
+        body: describedJsonBody({ routes, name: 'SafetyRequestBatch', schema: z.strictObject({ requests: z.array(SafetyRequestSchema).min(1).max(MAX_BATCH) }) }),
+      },
+      responses: {
+        200: jsonResponse('one decision per request, in order', z.object({ decisions: z.array(SafetyDecisionSchema), approved: z.number().int(), denied: z.number().int() })),
+        ...errorResponses({ ...ROBOT_ROUTE_ERRORS, 404: '`not_found`: a cell is not configured for the robot’s fleet (details.field `requests[i].cellId`)' }),
+      },
+    }),
+    async (c) => {
+      const robot = robotOf(c);
+      const body = obj('', parseJsonBody(c.get('rawBody')), ['requests']);
+      const requests = arr('requests', body.requests, 1, MAX_BATCH);
+      const heartbeat = await lastHeartbeat(robot.orgId, robot.robotId);
+      const decisions: Array<SafetyDecision & { cellVersion: number }> = [];
+      const denials: Array<{ target: string; details: Record<string, unknown> }> = [];
+      // Validate every item before anything is recorded: a malformed item refuses the whole batch.
+      const outcomes = [];
+      for (let i = 0; i < requests.length; i++) outcomes.push(await decide(robot.orgId, robot.fleetId, robot.robotId, requests[i], `requests[${i}]`, heartbeat));
+      for (const o of outcomes) {
+        decisions.push(o.decision);
+        if (o.denial) denials.push(o.denial);
+      }
+      await auditSafetyDenials({ db: deps.db, orgId: robot.orgId, robotId: robot.robotId, denials, now: deps.now() });
+      return c.json({ decisions, approved: decisions.filter((d) => d.decision === 'approve').length, denied: denials.length }, 200);
+    },
+  );
 
-  routes.get('/safety/heartbeats', requireAuth({ deps, person: true }), async (c) => {
-    const orgId = c.get('principal').orgId;
-    const fleetId = idParam.parse(c.req.query('fleet'));
-    if (!(await getFleet({ db: deps.db, orgId, fleetId }))) throw new NotFoundError('fleet not found');
-    const rows = await listHeartbeats({ db: deps.db, orgId, fleetId });
-    // The in-memory copy is fresher than the throttled row.
-    return c.json(rows.map((r) => ({ ...r, ...(heartbeats.has(r.robotId) ? { receivedAt: heartbeats.get(r.robotId)!.receivedAt, estop: heartbeats.get(r.robotId)!.estop } : {}) })));
-  });
+  routes.openapi(
+    createRoute({
+      method: 'get',
+      path: '/safety/heartbeats',
+      tags: ['safety'],
+      summary: 'Last heartbeats of a fleet',
+      description: 'Who may call it: any signed-in person of the organization.',
+      security: security({ person: true }),
+      middleware: [requireAuth({ deps, person: true })] as const,
+      request: { query: z.object({ fleet: idParam }) },
+      responses: { 200: jsonResponse('the last persisted heartbeat of each robot of the fleet (fresher from memory when this process has one)', z.array(HeartbeatSchema)), ...errorResponses({ 400: true, ...AUTH_ERRORS, 404: 'fleet not found' }) },
+    }),
+    async (c) => {
+      const orgId = c.get('principal').orgId;
+      const fleetId = c.req.valid('query').fleet;
+      if (!(await getFleet({ db: deps.db, orgId, fleetId }))) throw new NotFoundError('fleet not found');
+      const rows = await listHeartbeats({ db: deps.db, orgId, fleetId });
+      // The in-memory copy is fresher than the throttled row.
+      return c.json(rows.map((r) => ({ ...r, ...(heartbeats.has(r.robotId) ? { receivedAt: heartbeats.get(r.robotId)!.receivedAt, estop: heartbeats.get(r.robotId)!.estop } : {}) })), 200);
+    },
+  );
 
   return routes;
 }

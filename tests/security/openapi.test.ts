@@ -23,6 +23,8 @@ import { createDecisionRoutes } from '../../server/routes/decisions.ts';
 import { createAuditRoutes } from '../../server/routes/audit.ts';
 import { createCellRoutes } from '../../server/routes/cells.ts';
 import { createCanaryRoutes } from '../../server/routes/canary.ts';
+import { createPeopleRoutes } from '../../server/routes/people.ts';
+import { createSafetyRoutes } from '../../server/routes/safety.ts';
 import { createReleaseRoutes } from '../../server/routes/releases.ts';
 import { routeKeys } from './fixture.ts';
 
@@ -116,6 +118,8 @@ const CONVERTED = {
   cells: createCellRoutes,
   canary: createCanaryRoutes,
   releases: createReleaseRoutes,
+  people: createPeopleRoutes,
+  safety: createSafetyRoutes,
 };
 
 interface RouteDef {
@@ -199,8 +203,9 @@ describe('GET /openapi.json', () => {
       if (!Array.isArray(op.security)) problems.push(`${where}: no security declaration`);
       const schemes = new Set((op.security as Json[] | undefined)?.flatMap((r) => Object.keys(r)) ?? []);
       const robotOnly = /Who may call it: (a )?robot/.test(op.description ?? '');
-      if (d.path === '/v1/enroll') {
-        if (schemes.size !== 0) problems.push(`${where}: enrollment takes no credential but the token in its body`);
+      if (['/v1/enroll', '/v1/bootstrap', '/v1/sessions'].includes(d.path) && d.method === 'post') {
+        // Enrollment (the token in its body), bootstrap (once, while there is no user) and sign-in take no credential.
+        if (schemes.size !== 0) problems.push(`${where}: takes no credential but declares ${[...schemes].join(', ')}`);
       } else {
         if (!robotOnly && !(schemes.has('bearer') && schemes.has('sessionCookie'))) problems.push(`${where}: people routes declare bearer and sessionCookie`);
         const robots = /robot/i.test(op.description ?? '');
