@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const BENCHES = { he: 'he.ts', safety: 'safety.ts', ingest: 'ingest.ts', 'browser-decrypt': 'browser-decrypt.ts', 'parallel-aggregate': 'parallel-aggregate.ts', 'full-round': 'full-round.ts' };
+const BENCHES = { he: 'he.ts', safety: 'safety.ts', ingest: 'ingest.ts', 'browser-decrypt': 'browser-decrypt.ts', 'parallel-aggregate': 'parallel-aggregate.ts', 'full-round': 'full-round.ts', 'train-stages': 'train-stages.ts' };
 /** Options a bench gets when `npm run bench` runs them all: sizes that keep the whole suite bounded. */
 const ALL_DEFAULTS = { 'full-round': ['--quick'] };
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

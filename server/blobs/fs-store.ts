@@ -3,12 +3,14 @@
 // A blob's name is the SHA-256 of its bytes, stored at <dir>/ab/cdef... . put() writes a temp file,
 // fsyncs it, renames it into place and fsyncs the directory before it resolves, so a blob that put()
 // acknowledged survives a crash; a torn write leaves only a temp file (swept by sweepTemporaryFiles at
-// start). get() re-hashes what it reads. Hashing uses node:crypto (native SHA-256: the server hashes
+// start). That sequence runs on a writer thread (server/blobs/durable-writer.ts), not as one event-loop
+// turn per filesystem call. get() re-hashes what it reads. Hashing uses node:crypto (native SHA-256: the server hashes
 // every upload twice, and the pure-JS hash costs tens of ms per 8 MB package).
-import { mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { IntegrityError } from '../../core/errors.ts';
+import { writeDurablyOffThread } from './durable-writer.ts';
 
 const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
@@ -27,15 +29,6 @@ const HEX64 = /^[0-9a-f]{64}$/;
 function checkName(name: string): string {
   if (typeof name !== 'string' || !HEX64.test(name)) throw new TypeError(`"sha256" expected 64 lowercase hex digits, got ${String(name).slice(0, 80)}`);
   return name;
-}
-
-async function fsyncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /**
@@ -89,19 +82,13 @@ export function createFsBlobStore(options: { dir: string }): BlobStore {
 
   async function writeDurably(target: string, bytes: Uint8Array, retried = false): Promise<void> {
     const dir = join(target, '..');
-    let created: boolean;
-    let tmp: string;
     try {
       await ensureDir(tmpDir);
-      created = await ensureDir(dir);
-      tmp = join(tmpDir, `${randomBytes(12).toString('hex')}.tmp`);
-      const handle = await open(tmp, 'wx', 0o600);
-      try {
-        await handle.writeFile(bytes);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
+      const created = await ensureDir(dir);
+      const tmp = join(tmpDir, `${randomBytes(12).toString('hex')}.tmp`);
+      // Temp file, write, fsync, rename into place, fsync the directory (and the root when the
+      // directory is new): all on a writer thread (server/blobs/durable-writer.ts), resolved after the fsyncs.
+      await writeDurablyOffThread({ tmp, target, dir, root: created ? root : null, bytes });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (!retried && (code === 'ENOENT' || code === 'ENOTDIR') && knownDirs.size > 0) {
@@ -110,14 +97,6 @@ export function createFsBlobStore(options: { dir: string }): BlobStore {
       }
       throw error;
     }
-    try {
-      await rename(tmp, target);
-    } catch (error) {
-      await unlink(tmp).catch(() => {});
-      throw error;
-    }
-    await fsyncPath(dir);
-    if (created) await fsyncPath(root);
   }
 
   const store: BlobStore = {

@@ -8,8 +8,10 @@
 // / the robot's DP budget 403 / ciphertexts valid and summable 400. Then the package and the new
 // aggregate are written durably to the blob store, and one transaction records the contribution, the DP
 // ledger row, the round's new aggregate and the audit row — only then the 201. Contributions to one round
-// queue on a per-round lock in this process, and the commit is conditional on the round's aggregate
-// version, redone on conflict (server/aggregation/contribution.ts), so no add is lost across instances.
+// queue in this process and are folded by group commit: everything queued is checked, added, written
+// and committed as one batch under the per-round lock (one aggregate write, one transaction), and the
+// commit is conditional on the round's aggregate version, redone on conflict
+// (server/aggregation/contribution.ts), so no add is lost across instances.
 //
 // Operations (docs/OPERATIONS.md): the upload's bytes are admitted against TG_MAX_INFLIGHT_UPLOAD_BYTES
 // before the body is read and the contribution against TG_MAX_PENDING_AGGREGATIONS before it queues
@@ -21,36 +23,20 @@
 // never acknowledged.
 import { createHash } from 'node:crypto';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
-import { IntegrityError, NotFoundError, OversizeError, SignatureInvalidError } from '../../core/errors.ts';
-import { equalBytes } from '../../core/bytes.ts';
-import { DEFAULT_ENVELOPE, checkUpdateAgainstEnvelope } from '../../core/envelope.ts';
-import { openUpdatePackage } from '../../core/records/update-package.ts';
-import { sumCiphertextBlocks } from '../../core/he/aggregate.ts';
-import { getParamSet } from '../../core/he/params.ts';
-import { checkBudget } from '../../core/dp/round-privacy.ts';
+import { NotFoundError, OversizeError, SignatureInvalidError } from '../../core/errors.ts';
+import { DEFAULT_ENVELOPE } from '../../core/envelope.ts';
 import { ROBOT_HEADERS } from '../../core/records/request-signature.ts';
 import { getFleet } from '../db/fleets.ts';
-import { getHeKey } from '../db/he-keys.ts';
 import { getRobotById } from '../db/robots.ts';
-import {
-  getContribution,
-  getIdempotencyRecord,
-  getRound,
-  hasContribution,
-  idempotencyKeyReused,
-  recordContribution,
-  robotPrivacyHistory,
-} from '../db/rounds.ts';
-import { newId } from '../auth/tokens.ts';
+import { getContribution, getIdempotencyRecord, getRound, idempotencyKeyReused } from '../db/rounds.ts';
 import { requireAuth, robotOf } from '../http/auth.ts';
 import { KiB, idParam, limitBody } from '../http/body.ts';
 import { httpError } from '../http/errors.ts';
 import type { AppDeps, AppEnv } from '../http/context.ts';
 import { loadRound } from './rounds.ts';
 import { aggregateContribution } from '../aggregation/contribution.ts';
-import { refuseRevokedKey } from './he-keys.ts';
+import { openUpdatePackageInWorker } from '../aggregation/verify-pool.ts';
 import { IDEMPOTENT_REPLAY_HEADER, contributionMetrics } from '../metrics/contributions.ts';
-import { failpoint } from '../operations/failpoints.ts';
 
 /** Bytes of an update package around its ciphertexts: signed metadata (<= 4 KiB), key, signature, framing. */
 export const PACKAGE_OVERHEAD_BYTES = 16 * KiB;
@@ -120,9 +106,14 @@ export function createContributionRoutes(options: { deps: AppDeps }): Hono<AppEn
       if (contentType !== undefined && !/^application\/octet-stream\b/i.test(contentType))
         throw httpError({ status: 415, code: 'unsupported_media_type', message: 'an update package is sent as application/octet-stream' });
       const idempotencyKey = idempotencyKeyOf(c);
-      const bytes = c.get('rawBody');
-      const requestSha256 = createHash('sha256').update(bytes).digest('hex');
-      const opened = openUpdatePackage({ bytes, robotPublicKey: robot.robot.dsaPublicKey });
+      const requestSha256 = createHash('sha256').update(c.get('rawBody')).digest('hex');
+      // Parse + ML-DSA-44 + ciphertext SHA-256 on a worker thread (server/aggregation/verify-pool.ts);
+      // the body moves there and back, so only the returned `bytes` are used from here on.
+      const verified = await openUpdatePackageInWorker({ bytes: c.get('rawBody'), robotPublicKey: robot.robot.dsaPublicKey });
+      const bytes = verified.bytes;
+      c.set('rawBody', bytes);
+      if (verified.error) throw verified.error;
+      const opened = verified.opened;
       const pkg = opened.package;
       if (pkg.robotId !== robot.robotId) throw new SignatureInvalidError('update package names another robot than the one that signed the request');
 
@@ -143,29 +134,24 @@ export function createContributionRoutes(options: { deps: AppDeps }): Hono<AppEn
       if (early) return c.json(early, 201, { [IDEMPOTENT_REPLAY_HEADER]: 'true' });
 
       const releaseSlot = deps.admission.reserveAggregation();
-      let replayed = false;
-      let result: { contributionId: string; count: number; epsilonAfter: number | null };
+      let outcome: Awaited<ReturnType<typeof aggregateContribution>>;
       try {
-        result = await deps.roundLocks.run({
-          key: found.pk,
-          // The add itself, with the database-level guard against other instances: server/aggregation/contribution.ts.
-          task: async () => {
-            const added = await aggregateContribution({
-              deps,
-              robot,
-              roundId,
-              opened,
-              bytes,
-              idempotency: idempotencyKey === null ? undefined : { key: idempotencyKey, requestSha256 },
-              replay,
-            });
-            replayed = added.replayed;
-            return added.result;
-          },
+        // Queued for the round's next group commit (server/aggregation/contribution.ts): checked against
+        // the round under its lock, added, written durably and committed with the other queued packages.
+        outcome = await aggregateContribution({
+          deps,
+          robot,
+          roundPk: found.pk,
+          roundId,
+          opened,
+          bytes,
+          idempotency: idempotencyKey === null ? undefined : { key: idempotencyKey, requestSha256 },
+          replay,
         });
       } finally {
         releaseSlot();
       }
+      const { result, replayed } = outcome;
       return c.json(result, 201, replayed ? { [IDEMPOTENT_REPLAY_HEADER]: 'true' } : {});
     },
   );
