@@ -40,6 +40,9 @@ interface OfficerIdentity {
 const officerDir = (home: string) => join(home, 'officer');
 const roundDir = (home: string, roundId: string) => join(home, 'officer', 'rounds', roundId);
 
+/** Contribution packages downloaded at once by `officer review`. */
+const DOWNLOADS_IN_FLIGHT = 6;
+
 export async function loadOfficerSecrets(ctx: CommandContext): Promise<OfficerSecrets> {
   const bytes = await openFromFile({ path: join(officerDir(ctx.home), 'secrets.sealed'), passphrase: await ctx.passphrase('the officer keys') });
   return decodeOfficerSecrets({ bytes });
@@ -253,10 +256,18 @@ export async function officerReview(ctx: CommandContext, opts: { round: string; 
   const contributions = await api.json<Array<{ id: string; robotId: string }>>('GET', `/v1/rounds/${encodeURIComponent(config.roundId)}/contributions`);
   const packages = new Map<string, Uint8Array>();
   const bar = ctx.progress('Downloading contributions', contributions.length);
-  for (const [i, c] of contributions.entries()) {
-    packages.set(c.robotId, await api.binary('GET', `/v1/rounds/${encodeURIComponent(config.roundId)}/contributions/${encodeURIComponent(c.id)}/package`));
-    bar.update(i + 1);
-  }
+  // A few downloads in flight at once: the server streams each package from the blob store, and one at a
+  // time left the link idle between them (the order of arrival does not matter: keyed by robot).
+  let next = 0;
+  let done = 0;
+  const download = async () => {
+    while (next < contributions.length) {
+      const c = contributions[next++]!;
+      packages.set(c.robotId, await api.binary('GET', `/v1/rounds/${encodeURIComponent(config.roundId)}/contributions/${encodeURIComponent(c.id)}/package`));
+      bar.update(++done);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(DOWNLOADS_IN_FLIGHT, contributions.length) }, download));
   bar.stop();
   const serverAggregate = await api.binary('GET', `/v1/rounds/${encodeURIComponent(config.roundId)}/aggregate/ciphertext`);
   lap('download');

@@ -20,6 +20,7 @@
 import { FormatError, expectBytes, describe } from '../errors.ts';
 import { bytesToUtf8, utf8ToBytes } from '../bytes.ts';
 import { sha256 } from '../codec/fingerprint.ts';
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import { readSafetensors, writeSafetensors, compareTensorNames, findDuplicateJsonKey } from '../safetensors/safetensors.ts';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { chacha20 } from '@noble/ciphers/chacha.js';
@@ -456,7 +457,7 @@ export function frozenLoraA(options: { seed: Uint8Array; name: string; shape: nu
   const [r, inFeatures] = shape as [number, number];
   const count = r * inFeatures;
   if (count > 2 ** 28) throw new RangeError(`"shape" expected at most 2^28 elements, got ${count}`);
-  const key = hkdf(sha256, seed, undefined, utf8ToBytes(`tensorguard/ffa-lora-A/${name}`), 32);
+  const key = hkdf(nobleSha256, seed, undefined, utf8ToBytes(`tensorguard/ffa-lora-A/${name}`), 32);
   const stream = chacha20(key, new Uint8Array(12), new Uint8Array(4 * count), undefined, 0);
   const words = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
   const bound = 1 / Math.sqrt(inFeatures);
