@@ -13,6 +13,8 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app.ts';
 import { closeDatabase, openDatabase } from './db/client.ts';
+import { endIdleVerifyWorkers } from './aggregation/verify-pool.ts';
+import { endIdleWriters } from './blobs/durable-writer.ts';
 import { reclaimDeadLocalLeases } from './db/leases.ts';
 import { sweepTemporaryFiles } from './blobs/fs-store.ts';
 import { blobStoreConfigFromEnv, createBlobStore, type BlobStoreConfig } from './blobs/select.ts';
@@ -130,6 +132,7 @@ export async function startServer(options: {
       await db.$client.execute('PRAGMA wal_checkpoint(TRUNCATE)').catch((error: unknown) => logger.warn('shutdown: WAL checkpoint failed', { error }));
     }
     closeDatabase({ db });
+    await Promise.all([endIdleVerifyWorkers(), endIdleWriters()]).catch((error: unknown) => logger.warn('shutdown: ending worker threads failed', { error }));
     logger.info('shutdown complete', { drained, cutRequests });
     return { drained, cutRequests };
   }

@@ -89,6 +89,18 @@ class VerifyPool {
     return best!;
   }
 
+  async endIdle(): Promise<void> {
+    const idle: Worker[] = [];
+    for (let i = 0; i < this.#slots.length; i++) {
+      const slot = this.#slots[i];
+      if (slot && slot.inFlight === 0) {
+        this.#slots[i] = null;
+        idle.push(slot.worker);
+      }
+    }
+    await Promise.all(idle.map((w) => w.terminate()));
+  }
+
   run(job: Omit<VerifyJob, 'id'>): Promise<VerifyAnswer> {
     const slot = this.#pick();
     const id = this.#nextId++;
@@ -103,6 +115,15 @@ class VerifyPool {
 }
 
 let pool: VerifyPool | null = null;
+
+/**
+ * Ends the pool's idle threads (a server's shutdown): an unref'd worker thread that loaded TypeScript
+ * through tsx can still hold the process open on Node 20, so a stopped server ends them explicitly. Busy
+ * threads (another server instance in this process) are left alone; a later job starts new ones.
+ */
+export async function endIdleVerifyWorkers(): Promise<void> {
+  await pool?.endIdle();
+}
 
 /**
  * Opens and verifies an update package on a worker thread (core openUpdatePackage). `bytes` is moved to

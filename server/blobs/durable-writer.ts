@@ -63,6 +63,19 @@ function start(index: number): Slot {
   return slot;
 }
 
+/** Ends the idle writer threads (a server's shutdown; see endIdleVerifyWorkers); a later write starts new ones. */
+export async function endIdleWriters(): Promise<void> {
+  const idle: Worker[] = [];
+  for (let i = 0; i < slots.length; i++) {
+    const slot = slots[i];
+    if (slot && slot.inFlight === 0) {
+      slots[i] = null;
+      idle.push(slot.worker);
+    }
+  }
+  await Promise.all(idle.map((w) => w.terminate()));
+}
+
 /** Writes `bytes` to `tmp`, fsyncs, renames it to `target`, fsyncs `dir` (and `root` if given), on a writer thread. */
 export function writeDurablyOffThread(options: { tmp: string; target: string; dir: string; root: string | null; bytes: Uint8Array }): Promise<void> {
   let slot: Slot | null = null;
