@@ -14,8 +14,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import type { CommandContext } from '../context.ts';
 import { CliError } from '../context.ts';
-import { ApiClient } from '../api.ts';
-import { readSession } from '../home.ts';
+import { sessionClient } from '../session-client.ts';
 import { loadOfficerSecrets } from './officer.ts';
 import { bytesToHex, fromBase64, toBase64 } from '../../core/bytes.ts';
 import type { OfficerSecrets } from '../../core/records/officer-secrets.ts';
@@ -40,11 +39,6 @@ interface EvalModelItem {
   createdAt: number;
   retiredAt: number | null;
   retireReason: string | null;
-}
-
-async function sessionClient(ctx: CommandContext) {
-  const session = await readSession(ctx.home);
-  return { session, api: new ApiClient(session.server, { kind: 'session', token: session.token }) };
 }
 
 /** onnxruntime-web with its WASM backend on one thread (the runtime of the PWA's eval worker), in Node. */
