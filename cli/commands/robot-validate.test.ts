@@ -13,22 +13,10 @@ import { robotValidate } from './robot-validate.ts';
 import { BUNDLE_FORMAT, encodeEnrollmentBundle } from '../../core/records/enrollment.ts';
 import { randomBytes } from '../../core/random.ts';
 import { generateSigningKeyPair } from '../../core/crypto/sign.ts';
+import { TWO_LINK_CELL, twoLinkPose } from '../../core/safety/test-cell.ts';
 
-const CELL = {
-  name: 'line-1',
-  joints: [
-    { name: 'shoulder', min: -3, max: 3, maxSpeed: 2 },
-    { name: 'elbow', min: -2.5, max: 2.5, maxSpeed: 2 },
-  ],
-  linkRadii: [0.05, 0.05],
-  workspace: [{ name: 'table', planes: [[1, 0, 0, 1], [-1, 0, 0, 1], [0, 1, 0, 1], [0, -1, 0, 1], [0, 0, 1, 1.5], [0, 0, -1, 0]].map(([x, y, z, d]) => ({ normal: [x, y, z], offset: d })) }],
-  obstacles: [],
-  robot: { movingMassKg: 20, maxPayloadKg: 5 },
-};
-function pose(q0: number, q1: number) {
-  const p1 = [0.5 * Math.cos(q0), 0.5 * Math.sin(q0), 0.5];
-  return [[0, 0, 0.5], p1, [p1[0]! + 0.4 * Math.cos(q0 + q1), p1[1]! + 0.4 * Math.sin(q0 + q1), 0.5]];
-}
+const CELL = { ...TWO_LINK_CELL, obstacles: [] };
+const pose = twoLinkPose;
 const REQUEST = { cellId: 'line-1', trajectory: { waypoints: [0, 0.5, 1].map((s) => ({ t: s, joints: [-0.8 + 0.6 * s, 0.5], links: pose(-0.8 + 0.6 * s, 0.5) })) } };
 
 describe('tensorguard robot validate', () => {

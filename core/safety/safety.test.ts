@@ -8,6 +8,7 @@ import { parseSafetyCell, type SafetyCell } from './cell.ts';
 import { parseSafetyRequest } from './request.ts';
 import { validateCommand, type Heartbeat } from './validate.ts';
 import { SafetyRequestError } from './parse.ts';
+import { TWO_LINK_CELL, twoLinkPose } from './test-cell.ts';
 
 describe('geometry', () => {
   it('segment-segment distances', () => {
@@ -80,39 +81,15 @@ describe('ISO/TS 15066 power and force limiting', () => {
   });
 });
 
-// A 2-link arm on a table: base at the origin, links 0.5 m and 0.4 m, radii 0.05 m; cell 2 m x 2 m x 1.5 m.
+// The shared two-link arm (core/safety/test-cell.ts) with separation-monitoring and e-stop settings.
 const CELL_DOC = {
+  ...TWO_LINK_CELL,
   name: 'test-cell',
-  joints: [
-    { name: 'shoulder', min: -3, max: 3, maxSpeed: 2 },
-    { name: 'elbow', min: -2.5, max: 2.5, maxSpeed: 2 },
-  ],
-  linkRadii: [0.05, 0.05],
-  workspace: [
-    {
-      name: 'table',
-      planes: [
-        { normal: [1, 0, 0], offset: 1 },
-        { normal: [-1, 0, 0], offset: 1 },
-        { normal: [0, 1, 0], offset: 1 },
-        { normal: [0, -1, 0], offset: 1 },
-        { normal: [0, 0, 1], offset: 1.5 },
-        { normal: [0, 0, -1], offset: 0 },
-      ],
-    },
-  ],
-  obstacles: [{ name: 'pillar', shape: 'box', center: [0, 0.8, 0.5], halfExtents: [0.1, 0.1, 0.5] }],
-  robot: { movingMassKg: 20, maxPayloadKg: 5 },
   ssm: { reactionTimeS: 0.1, stoppingTimeS: 0.3, intrusionDistanceM: 0.2, sensorUncertaintyM: 0.05, robotUncertaintyM: 0.02 },
   estop: { maxHeartbeatAgeMs: 1000 },
 };
 
-/** Planar 2-link pose at height 0.5 m. */
-function pose(q0: number, q1: number): Vec3[] {
-  const p1: Vec3 = [0.5 * Math.cos(q0), 0.5 * Math.sin(q0), 0.5];
-  const p2: Vec3 = [p1[0] + 0.4 * Math.cos(q0 + q1), p1[1] + 0.4 * Math.sin(q0 + q1), 0.5];
-  return [[0, 0, 0.5], p1, p2];
-}
+const pose = twoLinkPose;
 
 function motion(from: [number, number], to: [number, number], seconds: number, steps = 4) {
   return Array.from({ length: steps + 1 }, (_, i) => {

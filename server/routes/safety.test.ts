@@ -3,35 +3,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, bootstrap, createFleet, createTestServer, enrollRobot, robotRequest, type TestRobot, type TestServer } from '../testing/harness.ts';
 import { onSafetyDecision, type SafetyDecisionEvent } from './safety.ts';
+import { TWO_LINK_CELL, twoLinkPose } from '../../core/safety/test-cell.ts';
 
-const CELL = {
-  name: 'line-1',
-  joints: [
-    { name: 'shoulder', min: -3, max: 3, maxSpeed: 2 },
-    { name: 'elbow', min: -2.5, max: 2.5, maxSpeed: 2 },
-  ],
-  linkRadii: [0.05, 0.05],
-  workspace: [
-    {
-      name: 'table',
-      planes: [
-        { normal: [1, 0, 0], offset: 1 },
-        { normal: [-1, 0, 0], offset: 1 },
-        { normal: [0, 1, 0], offset: 1 },
-        { normal: [0, -1, 0], offset: 1 },
-        { normal: [0, 0, 1], offset: 1.5 },
-        { normal: [0, 0, -1], offset: 0 },
-      ],
-    },
-  ],
-  obstacles: [{ name: 'pillar', shape: 'box', center: [0, 0.8, 0.5], halfExtents: [0.1, 0.1, 0.5] }],
-  robot: { movingMassKg: 20, maxPayloadKg: 5 },
-};
+const CELL = TWO_LINK_CELL;
 
-function pose(q0: number, q1: number) {
-  const p1 = [0.5 * Math.cos(q0), 0.5 * Math.sin(q0), 0.5];
-  return [[0, 0, 0.5], p1, [p1[0]! + 0.4 * Math.cos(q0 + q1), p1[1]! + 0.4 * Math.sin(q0 + q1), 0.5]];
-}
+const pose = twoLinkPose;
 const waypoints = [0, 0.5, 1].map((s) => ({ t: s, joints: [-0.8 + 0.6 * s, 0.5], links: pose(-0.8 + 0.6 * s, 0.5) }));
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 

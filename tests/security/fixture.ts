@@ -22,6 +22,7 @@ import { KEM_SIZES } from '../../core/crypto/kem.ts';
 import { signReleaseManifest } from '../../core/records/release-manifest.ts';
 import { fakeEvalModelRegistration } from '../../core/eval/customer-test-models.ts';
 import type { RateLimits } from '../../server/http/rate-limit.ts';
+import { TWO_LINK_CELL } from '../../core/safety/test-cell.ts';
 import {
   api,
   bootstrap,
@@ -37,29 +38,7 @@ import {
   type TestServer,
 } from '../../server/testing/harness.ts';
 
-export const CELL = {
-  name: 'line-1',
-  joints: [
-    { name: 'shoulder', min: -3, max: 3, maxSpeed: 2 },
-    { name: 'elbow', min: -2.5, max: 2.5, maxSpeed: 2 },
-  ],
-  linkRadii: [0.05, 0.05],
-  workspace: [
-    {
-      name: 'table',
-      planes: [
-        { normal: [1, 0, 0], offset: 1 },
-        { normal: [-1, 0, 0], offset: 1 },
-        { normal: [0, 1, 0], offset: 1 },
-        { normal: [0, -1, 0], offset: 1 },
-        { normal: [0, 0, 1], offset: 1.5 },
-        { normal: [0, 0, -1], offset: 0 },
-      ],
-    },
-  ],
-  obstacles: [{ name: 'pillar', shape: 'box', center: [0, 0.8, 0.5], halfExtents: [0.1, 0.1, 0.5] }],
-  robot: { movingMassKg: 20, maxPayloadKg: 5 },
-};
+export const CELL = TWO_LINK_CELL;
 
 export const PASSWORD = 'correct horse battery';
 
