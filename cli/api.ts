@@ -30,6 +30,20 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
  * sensitive route answers 403 `reauth_required` (the server wants a fresh password proof); the client
  * then proves it (POST /v1/sessions/reauth) and repeats the request once.
  */
+/** The ApiError for a non-2xx response: the server's `{ error: { code, message } }` when it sent one. */
+export async function apiErrorOf(res: Response, what: string): Promise<ApiError> {
+  let code = 'http_error';
+  let message = `${what} failed with ${res.status}`;
+  try {
+    const j = (await res.json()) as { error?: { code?: string; message?: string } };
+    if (j.error?.code) code = j.error.code;
+    if (j.error?.message) message = `${j.error.message} (${res.status} ${code})`;
+  } catch {
+    /* non-JSON error body */
+  }
+  return new ApiError(message, res.status, code, parseRetryAfter(res.headers.get('retry-after')));
+}
+
 export type Auth =
   | { kind: 'none' }
   | { kind: 'session'; token: string; reauth?: () => Promise<string> }
@@ -70,18 +84,7 @@ export class ApiClient {
     } catch (err) {
       throw new ApiError(`cannot reach ${this.baseUrl}: ${(err as Error).message}`, 0, 'unreachable');
     }
-    if (!res.ok) {
-      let code = 'http_error';
-      let message = `${method} ${path} failed with ${res.status}`;
-      try {
-        const j = (await res.json()) as { error?: { code?: string; message?: string } };
-        if (j.error?.code) code = j.error.code;
-        if (j.error?.message) message = `${j.error.message} (${res.status} ${code})`;
-      } catch {
-        /* non-JSON error body */
-      }
-      throw new ApiError(message, res.status, code, parseRetryAfter(res.headers.get('retry-after')));
-    }
+    if (!res.ok) throw await apiErrorOf(res, `${method} ${path}`);
     return res;
   }
 

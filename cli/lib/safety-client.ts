@@ -10,7 +10,7 @@
 //              `session_expired`: the client opens a new session and sends the request once more.
 //              Sessions are renewed RENEW_BEFORE_MS before they expire.
 // The key lives only in this object's memory; nothing is written to disk.
-import { ApiClient, ApiError, parseRetryAfter } from '../api.ts';
+import { ApiClient, ApiError, apiErrorOf } from '../api.ts';
 import { unwrapContentKey } from '../../core/crypto/kem.ts';
 import { fromBase64 } from '../../core/bytes.ts';
 import { SAFETY_SESSION_HEADERS, macSessionRequest, safetySessionContext } from '../../core/records/safety-session.ts';
@@ -117,20 +117,12 @@ export class SafetyClient {
         throw new ApiError(`cannot reach ${this.#api.baseUrl}: ${(err as Error).message}`, 0, 'unreachable');
       }
       if (res.ok) return (await res.json()) as T;
-      let code = 'http_error';
-      let message = `${method} ${path} failed with ${res.status}`;
-      try {
-        const j = (await res.json()) as { error?: { code?: string; message?: string } };
-        if (j.error?.code) code = j.error.code;
-        if (j.error?.message) message = `${j.error.message} (${res.status} ${code})`;
-      } catch {
-        /* non-JSON error body */
-      }
-      if (res.status === 401 && REOPEN_CODES.has(code) && attempt === 0) {
+      const error = await apiErrorOf(res, `${method} ${path}`);
+      if (res.status === 401 && REOPEN_CODES.has(error.code) && attempt === 0) {
         if (this.#session === session) this.#session = null;
         continue;
       }
-      throw new ApiError(message, res.status, code, parseRetryAfter(res.headers.get('retry-after')));
+      throw error;
     }
   }
 
