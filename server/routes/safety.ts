@@ -22,9 +22,8 @@
 // bytes by core/safety/parse.ts, which names the bad field and checks a request against the cell it
 // names (joint count, payload rating), something no schema fixed before the cell is read can do; and
 // no zod validator re-reads and re-parses the body on this hot path.
-import type { MiddlewareHandler } from 'hono';
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
-import { FormatError, NotFoundError, OversizeError } from '../../core/errors.ts';
+import { FormatError, NotFoundError } from '../../core/errors.ts';
 import { bytesToUtf8, bytesToHex, toBase64 } from '../../core/bytes.ts';
 import { sha256 } from '../../core/codec/fingerprint.ts';
 import type { SafetyCell } from '../../core/safety/cell.ts';
@@ -36,7 +35,7 @@ import { auditSafetyDenials, getCell, getHeartbeat, listHeartbeats, saveHeartbea
 import { getFleet } from '../db/fleets.ts';
 import { appendAudit } from '../db/audit.ts';
 import { requireAuth, robotOf } from '../http/auth.ts';
-import { KiB, MiB, NO_BODY_LIMIT, SMALL_JSON_LIMIT, idParam, limitBody } from '../http/body.ts';
+import { KiB, MiB, NO_BODY_LIMIT, SMALL_JSON_LIMIT, idParam, limitBody, limitBodyByLength } from '../http/body.ts';
 import { SafetySessions, requireRobotSession } from '../http/robot-session.ts';
 import { AUTH_ERRORS, createOpenApiRoutes, describedJsonBody, errorResponses, jsonResponse, security } from '../http/openapi-route.ts';
 import type { AppDeps, AppEnv } from '../http/context.ts';
@@ -197,23 +196,6 @@ function expectEmptyBody(bytes: Uint8Array | undefined): void {
     throw new FormatError('POST /v1/safety/sessions takes no body (or {})', { field: Object.keys(body ?? {})[0] ?? 'body' });
 }
 
-/**
- * The body limit of the validation routes, without the cost of hono's bodyLimit on the Node adapter:
- * that one reads `request.body`, which makes @hono/node-server build a full web Request and stream
- * around the socket (~15% of a validation's CPU here). With a Content-Length (which Node's HTTP parser
- * holds the body to), the length alone decides, and the body is later read straight from the socket;
- * a chunked body goes through the streaming limit (server/http/body.ts). Same 413 `oversize`.
- */
-function limitBodyByLength(options: { maxSize: number }): MiddlewareHandler {
-  const { maxSize } = options;
-  const streaming = limitBody({ maxSize });
-  return async (c, next) => {
-    const length = c.req.header('content-length');
-    if (length === undefined || c.req.header('transfer-encoding') !== undefined) return streaming(c, next);
-    if (Number(length) > maxSize) throw new OversizeError(`request body exceeds the limit of ${maxSize} bytes for this route`, { limit: maxSize });
-    return next();
-  };
-}
 
 export function createSafetyRoutes(options: { deps: AppDeps }): OpenAPIHono<AppEnv> {
   const { deps } = options;
