@@ -22,9 +22,10 @@ function wireBytesPerParam(fieldBits: number, maxContributors: number, valueCoun
   return { fieldBits, maxContributors, fieldsPerSlot: layout.fieldsPerSlot, bytesPerParam: (cts * ps.ciphertextBytes) / valueCount };
 }
 
-async function robotPipeline(mode: 'off' | 'local' | 'distributed') {
+/** `kernel: 'seal'`: SEAL's encrypt() alone, the path before core/he/encrypt-kernel.ts (for the ratio). */
+async function robotPipeline(mode: 'off' | 'local' | 'distributed', kernel?: 'seal') {
   const he = await generateKeyPair({ paramSetId: PARAM_SET_ID });
-  const encryptor = await createEncryptor({ publicKey: he.publicKey, paramSetId: PARAM_SET_ID });
+  const encryptor = await createEncryptor({ publicKey: he.publicKey, paramSetId: PARAM_SET_ID, kernel });
   const robot = generateSigningKeyPair({ algorithm: 'ml-dsa-44' });
   const r = 16;
   const d = Math.round(params / (2 * r));
@@ -60,6 +61,7 @@ async function robotPipeline(mode: 'off' | 'local' | 'distributed') {
   const seconds = (t2 - t0) / 1000;
   return {
     mode,
+    encryptPath: encryptor.path,
     params: plan.trainableLength,
     fieldBits: plan.fieldBits,
     fieldsPerSlot: plan.layout.fieldsPerSlot,
@@ -80,6 +82,8 @@ const result = {
     target: 'DESIGN.md: <= 16 B/param first bar, <= 4 B/param goal',
   },
   robotPipeline: [await robotPipeline('off'), await robotPipeline('local'), await robotPipeline('distributed')],
+  // The same DP-off pipeline with SEAL's encrypt() doing the plaintext scaling (before encrypt-kernel.ts).
+  robotPipelineSealEncrypt: await robotPipeline('off', 'seal'),
   aggregation: await benchAggregation({ contributors, ciphertexts: Math.ceil(params / 8192) }),
 };
 process.stdout.write(JSON.stringify(result, null, 2) + '\n');

@@ -15,7 +15,7 @@ const OUT_URL = new URL('../core/he/aggregate-wasm.ts', import.meta.url);
 export async function compileAggregateWat() {
   const source = await readFile(WAT_URL, 'utf8');
   const wabt = await wabtInit();
-  const module = wabt.parseWat('aggregate.wat', source, { simd: true });
+  const module = wabt.parseWat('aggregate.wat', source, { simd: true, sat_float_to_int: true });
   try {
     module.validate();
     const { buffer } = module.toBinary({ canonicalize_lebs: true, write_debug_names: false });

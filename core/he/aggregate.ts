@@ -112,8 +112,8 @@ interface WasmExports {
 const WASM_PAGE = 65536;
 let wasmModule: WebAssembly.Module | null | undefined;
 
-/** The compiled module, or null where WebAssembly or its SIMD proposal is missing. */
-function simdModule(): WebAssembly.Module | null {
+/** The compiled module, or null where WebAssembly or its SIMD proposal is missing (also core/he/encrypt-kernel.ts). */
+export function simdModule(): WebAssembly.Module | null {
   if (wasmModule === undefined) {
     const bytes = fromBase64(AGGREGATE_WASM_BASE64, 'AGGREGATE_WASM_BASE64') as Uint8Array<ArrayBuffer>;
     // Synchronous compile: the module is ~0.5 KB, far below the main-thread limit browsers impose.

@@ -1,4 +1,5 @@
-;; Raw BFV ciphertext addition for the sync server: coefficient-wise (a + b) mod q over u64 arrays, in WASM SIMD.
+;; Raw BFV ciphertext addition for the sync server: coefficient-wise (a + b) mod q over u64 arrays, in WASM SIMD;
+;; and, last in this file, the robot's BFV plaintext scaling (add_scaled_plain, scalar i64), see core/he/encrypt-kernel.ts.
 ;;
 ;; Compiled by scripts/build-aggregate-wasm.mjs (wabt) into core/he/aggregate-wasm.ts; core/he/aggregate.ts
 ;; drives it. Lengths are in bytes, multiples of 64 (add runs four vectors per iteration, sub and check two);
@@ -100,4 +101,56 @@
         (local.set $src (i32.add (local.get $src) (i32.const 32)))
         (br_if $next (i32.lt_u (local.get $src) (local.get $end)))))
     (i32.xor (i64x2.bitmask (local.get $ok)) (i32.const 3)))
+
+  ;; Plaintext scaling for BFV encryption (the robot, not the server): SEAL 4.1's
+  ;; multiply_add_plain_with_scaling_variant for one coefficient modulus, which encrypt() runs after
+  ;; encrypting zero:  c0[i] = (c0[i] + m[i] * floor(q/t) + fix_i) mod q,
+  ;;                   fix_i = floor((m[i] * (q mod t) + floor((t + 1) / 2)) / t)     (round(q * m / t))
+  ;; for i < $n, over u64 arrays. SEAL divides that up-to-72-bit numerator bit by bit
+  ;; (divide_uint128_inplace: ~300 ns a coefficient in node-seal's WASM, 60% of an encryption); here the
+  ;; quotient is estimated in f64 and made exact with wrapping i64 arithmetic. Bounds, which the caller
+  ;; checks: t < 2^36 and q < 2^61, m[i] < t. The f64 numerator (products of exact f64 operands) is within
+  ;; 2^19 of the true one, so the estimate is within 1 of the floor; num - est * t, computed mod 2^64, is
+  ;; then the true difference in (-2t, 2t), and at most one correction each way makes fix exact.
+  ;; m * floor(q/t) < q and fix < t, so one conditional subtract reduces each sum. Returns nonzero if some
+  ;; m[i] >= t or c0[i] >= q (the output is then meaningless; the caller refuses it).
+  ;; core/he/encrypt-kernel.test.ts checks it byte for byte against SEAL's Evaluator.addPlain.
+  (func (export "add_scaled_plain") (param $c0 i32) (param $m i32) (param $n i32) (param $q i64) (param $t i64) (param $qmodt i64) (param $delta i64) (result i32)
+    (local $end i32) (local $bad i32) (local $mi i64) (local $fix i64) (local $rem i64) (local $v i64) (local $c i64) (local $half i64)
+    (local $tf f64) (local $rf f64) (local $halff f64)
+    (local.set $half (i64.shr_u (i64.add (local.get $t) (i64.const 1)) (i64.const 1)))
+    (local.set $tf (f64.convert_i64_u (local.get $t)))
+    (local.set $rf (f64.convert_i64_u (local.get $qmodt)))
+    (local.set $halff (f64.convert_i64_u (local.get $half)))
+    (local.set $end (i32.add (local.get $c0) (i32.shl (local.get $n) (i32.const 3))))
+    (block $done
+      (br_if $done (i32.eqz (local.get $n)))
+      (loop $next
+        (local.set $mi (i64.load (local.get $m)))
+        (local.set $bad (i32.or (local.get $bad) (i64.ge_u (local.get $mi) (local.get $t))))
+        ;; estimate, then the exact remainder (wrapping): num - fix * t
+        (local.set $fix (i64.trunc_sat_f64_u
+          (f64.div (f64.add (f64.mul (f64.convert_i64_u (local.get $mi)) (local.get $rf)) (local.get $halff)) (local.get $tf))))
+        (local.set $rem (i64.sub (i64.add (i64.mul (local.get $mi) (local.get $qmodt)) (local.get $half))
+                                 (i64.mul (local.get $fix) (local.get $t))))
+        (if (i64.lt_s (local.get $rem) (i64.const 0))
+          (then (local.set $fix (i64.sub (local.get $fix) (i64.const 1)))
+                (local.set $rem (i64.add (local.get $rem) (local.get $t)))))
+        (if (i64.ge_s (local.get $rem) (local.get $t))
+          (then (local.set $fix (i64.add (local.get $fix) (i64.const 1)))
+                (local.set $rem (i64.sub (local.get $rem) (local.get $t)))))
+        ;; a remainder still outside [0, t) means the bounds above did not hold
+        (local.set $bad (i32.or (local.get $bad)
+          (i32.or (i64.lt_s (local.get $rem) (i64.const 0)) (i64.ge_s (local.get $rem) (local.get $t)))))
+        (local.set $v (i64.add (i64.mul (local.get $mi) (local.get $delta)) (local.get $fix)))
+        (if (i64.ge_u (local.get $v) (local.get $q)) (then (local.set $v (i64.sub (local.get $v) (local.get $q)))))
+        (local.set $c (i64.load (local.get $c0)))
+        (local.set $bad (i32.or (local.get $bad) (i64.ge_u (local.get $c) (local.get $q))))
+        (local.set $c (i64.add (local.get $c) (local.get $v)))
+        (if (i64.ge_u (local.get $c) (local.get $q)) (then (local.set $c (i64.sub (local.get $c) (local.get $q)))))
+        (i64.store (local.get $c0) (local.get $c))
+        (local.set $c0 (i32.add (local.get $c0) (i32.const 8)))
+        (local.set $m (i32.add (local.get $m) (i32.const 8)))
+        (br_if $next (i32.lt_u (local.get $c0) (local.get $end)))))
+    (local.get $bad))
 )

@@ -19,6 +19,7 @@ import type { Context } from 'node-seal/implementation/context';
 import { CiphertextError, IntegrityError, describe, expectBytes } from '../errors.ts';
 import { PARAM_SET_ID, getParamSet, type HeParamSet } from './params.ts';
 import { expectedHeader } from './aggregate.ts';
+import { createScaledPlainKernel } from './encrypt-kernel.ts';
 
 export interface HeKeyPair {
   publicKey: Uint8Array;
@@ -32,6 +33,7 @@ export interface HeEncryptor {
   /** Encrypts slot vectors (each a BigUint64Array of length <= 4096, values < t) into the concatenation of uncompressed ciphertexts. */
   encryptSlots(options: { slots: BigUint64Array }): Uint8Array;
   parmsId: Uint8Array;
+  path: 'wasm' | 'seal';
   destroy(): void;
 }
 
@@ -201,7 +203,12 @@ function destroyedError(what: string): TypeError {
   return new TypeError(`"${what}" used after destroy()`);
 }
 
-export async function createEncryptor(options: { publicKey: Uint8Array; paramSetId: string }): Promise<HeEncryptor> {
+export async function createEncryptor(options: {
+  publicKey: Uint8Array;
+  paramSetId: string;
+  /** 'seal': SEAL's encrypt() alone (the reference the tests and the he bench compare with); default: the faster split path where available. */
+  kernel?: 'seal';
+}): Promise<HeEncryptor> {
   const publicKeyBytes = expectBytes('publicKey', options?.publicKey);
   const { seal, context, paramSet, parmsId } = await loadSealContext({ paramSetId: options.paramSetId });
   checkKeyShape('public key', publicKeyBytes, expectedPublicKeyHeader(paramSet, parmsId), paramSet.ciphertextBytes, paramSet);
@@ -226,10 +233,13 @@ export async function createEncryptor(options: { publicKey: Uint8Array; paramSet
   const tLo = Number(t & 0xffffffffn);
   const hiIndex = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
   const padded = new BigUint64Array(slotCount);
+  const kernel = options.kernel === 'seal' ? null : createScaledPlainKernel(paramSet);
   let destroyed = false;
 
   return {
     parmsId: parmsId.slice(),
+    /** 'wasm' when the plaintext scaling runs in core/he/encrypt-kernel.ts, 'seal' when SEAL's encrypt() does all. */
+    path: kernel ? 'wasm' : 'seal',
     encryptSlots(opts: { slots: BigUint64Array }): Uint8Array {
       if (destroyed) throw destroyedError('HeEncryptor');
       const slots = opts?.slots;
@@ -253,8 +263,16 @@ export async function createEncryptor(options: { publicKey: Uint8Array; paramSet
         let bytes: Uint8Array;
         try {
           encoder.encode(chunk, plaintext);
-          encryptor.encrypt(plaintext, ciphertext);
-          bytes = ciphertext.saveArray(seal.ComprModeType.none);
+          if (kernel) {
+            // SEAL's encrypt() in two halves (core/he/encrypt-kernel.ts): a fresh encryption of zero from
+            // SEAL, then the plaintext scaling, the same formula without SEAL's bit-serial division.
+            encryptor.encryptZero(ciphertext);
+            bytes = ciphertext.saveArray(seal.ComprModeType.none);
+            if (bytes.length === ctBytes) kernel.addScaledPlain(bytes, plaintext.saveArray(seal.ComprModeType.none));
+          } else {
+            encryptor.encrypt(plaintext, ciphertext);
+            bytes = ciphertext.saveArray(seal.ComprModeType.none);
+          }
         } catch (err) {
           throw new CiphertextError(`encrypting ciphertext ${c} of ${count} failed: ${errorText(err)}`, undefined, err);
         }
