@@ -84,8 +84,16 @@ export class ApiClient {
     } catch (err) {
       throw new ApiError(`cannot reach ${this.baseUrl}: ${(err as Error).message}`, 0, 'unreachable');
     }
-    if (!res.ok) throw await apiErrorOf(res, `${method} ${path}`);
+    // 304 answers a conditional GET (If-None-Match): not an error, the caller asked for it.
+    if (!res.ok && !(res.status === 304 && extraHeaders?.['if-none-match'] !== undefined)) throw await apiErrorOf(res, `${method} ${path}`);
     return res;
+  }
+
+  /** A conditional GET: null when the server answers 304 for `etag`, else the JSON and the ETag it sent. */
+  async jsonIfChanged<T>(path: string, etag?: string): Promise<{ body: T; etag: string | null } | null> {
+    const res = await this.send('GET', path, undefined, undefined, etag === undefined ? undefined : { 'if-none-match': etag });
+    if (res.status === 304) return null;
+    return { body: (await res.json()) as T, etag: res.headers.get('etag') };
   }
 
   async json<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -305,6 +305,24 @@ export function buildProgram(): Command {
     .requiredOption('--out <dir>', 'output directory')
     .action(run(async (ctx, o: { out: string }) => (await import('./commands/robot.ts')).robotPull(ctx, o)));
   robot
+    .command('agent')
+    .description('run as the robot\'s long-running participant: unseal the keys once, push to each new open round, pull each newer release (Ctrl-C stops)')
+    .option('--adapter <dir>', 'the adapter to push to each new round (the site\'s own training output)')
+    .option('--train', 'train for each round with robot train (the round\'s signed stage) instead of --adapter')
+    .option('--site <name>', 'with --train: the site layouts the robot trains on')
+    .option('--episodes <n>', 'with --train: episodes (see robot train)', int('--episodes'))
+    .option('--steps <n>', 'with --train: optimizer steps (see robot train)', int('--steps'))
+    .option('--iterations <n>', 'with --train: PPO iterations for on-policy rounds', int('--iterations'))
+    .option('--base <dir>', 'base adapter while no release has been pulled (the fleet\'s template)')
+    .option('--out <dir>', 'where pulled releases go, one directory per version (default <home>/robot/releases)')
+    .option('--poll-seconds <s>', 'seconds between checks (default 15)', int('--poll-seconds'))
+    .option('--once', 'one check, then exit')
+    .action(async function (this: Command) {
+      // Not run(): the agent prints its events as they happen, the summary (`stopped`) last, one line each.
+      const all = this.optsWithGlobals() as Record<string, unknown> & { home?: string; json?: boolean };
+      await (await import('./commands/robot-agent.ts')).robotAgent(createContext({ home: all.home, json: all.json }), all as never);
+    });
+  robot
     .command('report')
     .description('report one window of canary telemetry for a release this robot runs (robot-signed)')
     .requiredOption('--release <id>', 'release id')

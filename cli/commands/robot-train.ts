@@ -28,7 +28,7 @@ import { deriveSeed, seedFrom } from '../../core/sim/random.ts';
 import { scenarioSet, siteNames } from '../../core/sim/scenario.ts';
 import { loadPolicyWeights, loraFromAdapter, POLICY_LAYERS, loraTensorName, type PolicyLora } from '../../core/policy/mlp.ts';
 import { REFERENCE_POLICY, TRAINING_STAGES, type TrainingStage } from '../../core/policy/reference.ts';
-import { robotClient } from './robot.ts';
+import { robotClient, type RobotSession } from './robot.ts';
 import { resolveTrainingStage, runTrainingStage, STAGE_DEFAULTS } from '../../core/train/stages.ts';
 import { fromBase64 } from '../../core/bytes.ts';
 import { evaluatePolicy } from '../../core/eval/evaluate.ts';
@@ -60,7 +60,7 @@ export interface RobotTrainOptions {
  * else --stage. core/train/stages.ts verifies the config against the robot's pinned officer keys and
  * refuses on-policy training without the officer's signed approval.
  */
-async function trainingStage(ctx: CommandContext, opts: RobotTrainOptions): Promise<{ stage: TrainingStage; roundId: string | null; approval: { reason: string; approvedAt: number } | null }> {
+async function trainingStage(ctx: CommandContext, opts: RobotTrainOptions, session?: RobotSession): Promise<{ stage: TrainingStage; roundId: string | null; approval: { reason: string; approvedAt: number } | null }> {
   if (opts.stage !== undefined && !(TRAINING_STAGES as readonly string[]).includes(opts.stage))
     throw new CliError(`--stage expects one of ${TRAINING_STAGES.join(', ')}, got ${opts.stage}`, 'invalid_argument');
   if (opts.round !== undefined && opts.roundConfig !== undefined) throw new CliError('--round and --round-config are exclusive', 'invalid_argument');
@@ -68,7 +68,7 @@ async function trainingStage(ctx: CommandContext, opts: RobotTrainOptions): Prom
   let bytes: Uint8Array;
   let identity: { fleetId: string; orgId: string; officerPublicKeys: string[] };
   if (opts.round !== undefined) {
-    const client = await robotClient(ctx);
+    const client = session ?? (await robotClient(ctx));
     identity = client.identity;
     const round = await client.api.json<{ config: string }>('GET', `/v1/rounds/${encodeURIComponent(opts.round)}`);
     bytes = fromBase64(round.config);
@@ -81,9 +81,9 @@ async function trainingStage(ctx: CommandContext, opts: RobotTrainOptions): Prom
   return resolveTrainingStage({ requested: opts.stage, roundConfig: bytes, trustedKeys: identity.officerPublicKeys.map((k) => fromBase64(k)), robot: identity });
 }
 
-export async function robotTrain(ctx: CommandContext, opts: RobotTrainOptions): Promise<Record<string, unknown>> {
+export async function robotTrain(ctx: CommandContext, opts: RobotTrainOptions, session?: RobotSession): Promise<Record<string, unknown>> {
   if (opts.site !== undefined && !siteNames().includes(opts.site)) throw new CliError(`--site expects one of ${siteNames().join(', ')}, got ${opts.site}`, 'invalid_argument');
-  const { stage, roundId, approval } = await trainingStage(ctx, opts);
+  const { stage, roundId, approval } = await trainingStage(ctx, opts, session);
   const onPolicy = stage === 'on_policy_rl';
   const iterations = opts.iterations ?? STAGE_DEFAULTS.on_policy_rl.iterations;
   // --episodes: demonstrations (imitation), logged episodes (offline RL), rollouts per PPO iteration (on-policy).

@@ -28,7 +28,7 @@ import { checkBudget, type RoundPrivacyParams } from '../../core/dp/round-privac
 import { adapterFingerprint, loadPeftAdapter } from '../../core/peft/adapter.ts';
 import { elapsedMs, recallTrainDuration, reportStageTimings, robotPushStages } from '../lib/timings.ts';
 
-interface RobotIdentity {
+export interface RobotIdentity {
   serverUrl: string;
   orgId: string;
   fleetId: string;
@@ -69,11 +69,34 @@ async function loadSecrets(ctx: CommandContext): Promise<{ dsaSecretKey: Uint8Ar
   return out;
 }
 
-export async function robotClient(ctx: CommandContext) {
+/**
+ * A robot's unsealed keys, its identity and an API client signing as it. Each one-shot command opens one
+ * (one scrypt unseal, one passphrase) and drops it when it returns; `robot agent` opens one when it
+ * starts and passes it to every push and pull it runs, then wipes the keys when it stops.
+ */
+export interface RobotSession {
+  identity: RobotIdentity;
+  secrets: { dsaSecretKey: Uint8Array; kemSecretKey: Uint8Array };
+  api: ApiClient;
+  pinned: Uint8Array[];
+}
+
+export async function robotClient(ctx: CommandContext): Promise<RobotSession> {
   const identity = await loadIdentity(ctx);
   const secrets = await loadSecrets(ctx);
   const api = new ApiClient(identity.serverUrl, { kind: 'robot', robotId: identity.robotId, secretKey: secrets.dsaSecretKey });
   return { identity, secrets, api, pinned: identity.officerPublicKeys.map((k) => fromBase64(k)) };
+}
+
+/** Overwrites a session's secret keys in memory (the agent's stop; JavaScript gives no stronger guarantee). */
+export function wipeRobotSession(session: RobotSession): void {
+  session.secrets.dsaSecretKey.fill(0);
+  session.secrets.kemSecretKey.fill(0);
+}
+
+/** The robot's persisted state (release version, DP ledger, rounds contributed to). */
+export async function robotState(ctx: CommandContext): Promise<Readonly<RobotState>> {
+  return loadState(ctx);
 }
 
 export async function robotEnroll(ctx: CommandContext, opts: { bundle: string; name?: string }): Promise<{ robotId: string; fleetId: string; orgId: string }> {
@@ -129,8 +152,8 @@ async function baseAdapter(ctx: CommandContext, base?: string) {
   return loadAdapterDir(dir);
 }
 
-export async function robotStart(ctx: CommandContext, opts: { out: string; base?: string; round?: string }): Promise<{ roundId: string; out: string }> {
-  const { identity, api, pinned } = await robotClient(ctx);
+export async function robotStart(ctx: CommandContext, opts: { out: string; base?: string; round?: string }, session?: RobotSession): Promise<{ roundId: string; out: string }> {
+  const { identity, api, pinned } = session ?? (await robotClient(ctx));
   const { config } = await fetchRound(api, identity, pinned, opts.round);
   const start = roundStartAdapter({ config, base: await baseAdapter(ctx, opts.base) });
   await saveAdapterDir(opts.out, start);
@@ -157,8 +180,8 @@ async function flushOutbox(ctx: CommandContext, api: ApiClient): Promise<Array<D
   return delivered;
 }
 
-export async function robotPush(ctx: CommandContext, opts: { adapter?: string; base?: string; round?: string; resume?: boolean }): Promise<Record<string, unknown>> {
-  const { identity, secrets, api, pinned } = await robotClient(ctx);
+export async function robotPush(ctx: CommandContext, opts: { adapter?: string; base?: string; round?: string; resume?: boolean }, session?: RobotSession): Promise<Record<string, unknown>> {
+  const { identity, secrets, api, pinned } = session ?? (await robotClient(ctx));
   // Pushes an earlier run could not deliver go first (and --resume does only that).
   const resent = await flushOutbox(ctx, api);
   if (opts.resume) return { resumed: resent, pending: (await listOutbox({ home: ctx.home })).length };
@@ -253,10 +276,20 @@ export async function robotPush(ctx: CommandContext, opts: { adapter?: string; b
   };
 }
 
-export async function robotPull(ctx: CommandContext, opts: { out: string }): Promise<{ releaseId: string; releaseVersion: number; kind: string; adapterSha256: string; out: string; gate: string }> {
-  const { identity, secrets, api, pinned } = await robotClient(ctx);
+/** What GET /v1/releases/latest answers (manifest and sealed payload, base64). */
+export interface LatestRelease {
+  manifest: string;
+  payload: string;
+}
+
+export async function robotPull(
+  ctx: CommandContext,
+  opts: { out: string; /** Already fetched (robot agent); verified exactly like a fresh answer. */ release?: LatestRelease },
+  session?: RobotSession,
+): Promise<{ releaseId: string; releaseVersion: number; kind: string; adapterSha256: string; out: string; gate: string }> {
+  const { identity, secrets, api, pinned } = session ?? (await robotClient(ctx));
   const state = await loadState(ctx);
-  const res = await api.json<{ manifest: string; payload: string }>('GET', '/v1/releases/latest');
+  const res = opts.release ?? (await api.json<LatestRelease>('GET', '/v1/releases/latest'));
   // Verify before using anything: pinned officer signature, our fleet, newer version (trust model 3).
   const { record } = openReleaseManifest({ bytes: fromBase64(res.manifest), trustedKeys: pinned });
   if (record.fleetId !== identity.fleetId || record.orgId !== identity.orgId) throw new IntegrityError('the release names another fleet or organization');

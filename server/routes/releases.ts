@@ -222,12 +222,21 @@ export function createReleaseRoutes(options: { deps: AppDeps }): OpenAPIHono<App
       description: 'Who may call it: robot.',
       security: security({ robot: true }),
       middleware: [requireAuth({ deps, robot: true })] as const,
-      responses: { 200: jsonResponse('the release', ReleaseWithPayload), ...errorResponses({ ...AUTH_ERRORS, 404: 'the fleet has no release yet' }) },
+      request: { headers: z.object({ 'if-none-match': z.string().max(200).optional().openapi({ description: 'the ETag of the release the robot already has: 304 while it is still the newest' }) }) },
+      responses: {
+        200: { ...jsonResponse('the release', ReleaseWithPayload), headers: z.object({ ETag: z.string().openapi({ description: 'the release id, quoted' }) }) },
+        304: { description: 'the release named by If-None-Match is still the newest (no payload sent, no delivery recorded)' },
+        ...errorResponses({ ...AUTH_ERRORS, 404: 'the fleet has no release yet' }),
+      },
     }),
     async (c) => {
       const robot = robotOf(c);
       const release = await latestRelease({ db: deps.db, orgId: robot.orgId, fleetId: robot.fleetId });
       if (!release) throw new NotFoundError('the fleet has no release yet');
+      // A polling robot (`robot agent`) sends the ETag it holds: unchanged means no multi-MB payload again.
+      const etag = `"${release.releaseId}"`;
+      c.header('ETag', etag);
+      if (c.req.valid('header')['if-none-match'] === etag) return c.body(null, 304);
       const json = await withPayload(release);
       await recordDelivery({ db: deps.db, orgId: robot.orgId, releaseId: release.releaseId, robotId: robot.robotId, now: deps.now() });
       return c.json(json, 200);
