@@ -317,6 +317,7 @@ export function buildProgram(): Command {
     .option('--out <dir>', 'where pulled releases go, one directory per version (default <home>/robot/releases)')
     .option('--poll-seconds <s>', 'seconds between checks (default 15)', int('--poll-seconds'))
     .option('--once', 'one check, then exit')
+    .option('--precompute <n>', 'encryptions of zero to keep ready between rounds, in memory (default: as many as the last round needed; 0: off)', int('--precompute'))
     .action(async function (this: Command) {
       // Not run(): the agent prints its events as they happen, the summary (`stopped`) last, one line each.
       const all = this.optsWithGlobals() as Record<string, unknown> & { home?: string; json?: boolean };

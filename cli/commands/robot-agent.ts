@@ -14,6 +14,10 @@
 //               stage, DP budget): they are the same functions, given the agent's session.
 //   3. release  GET /v1/releases/latest with If-None-Match (304 while unchanged: no payload re-sent); a
 //               newer version is `robot pull`ed into --out/v<N> and becomes the base of the next round.
+//   4. precompute  while waiting, encryptions of zero under the organization's current (officer-signed,
+//               unrevoked) HE key, as many as the last round needed (--precompute N): the random half of
+//               BFV encryption (cli/robot-zero-pool.ts, in memory only, each used once), so the next push
+//               only adds its scaled plaintext to them.
 //
 // A round refused for a reason that retrying cannot change (stage mismatch, revoked key, budget
 // exhausted, round closed) is skipped for the rest of the agent's life and reported once; an
@@ -27,6 +31,10 @@ import { ApiError } from '../api.ts';
 import { robotClient, robotPull, robotPush, robotStart, robotState, wipeRobotSession, type LatestRelease, type RobotSession } from './robot.ts';
 import { robotTrain } from './robot-train.ts';
 import { openReleaseManifest } from '../../core/records/release-manifest.ts';
+import { openKeyRecord } from '../../core/records/key-record.ts';
+import { findKeyRevocation } from '../../core/records/revocation.ts';
+import { IntegrityError } from '../../core/errors.ts';
+import { ZeroEncryptionPool } from '../robot-zero-pool.ts';
 import { fromBase64 } from '../../core/bytes.ts';
 
 export interface RobotAgentOptions {
@@ -46,6 +54,11 @@ export interface RobotAgentOptions {
   pollSeconds?: number;
   /** One tick, then exit. */
   once?: boolean;
+  /**
+   * Encryptions of zero to keep ready between rounds (cli/robot-zero-pool.ts): default, as many as the
+   * last round this agent pushed to needed; 0 turns precomputation off.
+   */
+  precompute?: number;
 }
 
 export type AgentEvent =
@@ -58,6 +71,7 @@ export type AgentEvent =
   | { event: 'pulled'; releaseId: string; releaseVersion: number; gate: string; out: string }
   | { event: 'release_skipped'; releaseId: string; releaseVersion: number; code: string; message: string }
   | { event: 'tick_failed'; code: string; message: string }
+  | { event: 'precomputed'; ciphertexts: number; keyVersion: number; pool: number }
   | { event: 'stopped'; ticks: number; pushed: number; pulled: number; refused: number };
 
 /** Error codes after which the same push may succeed later: the network or a busy server, not the round.
@@ -79,6 +93,9 @@ function isTransient(error: unknown): boolean {
 export class RobotAgent {
   private readonly refusedRounds = new Set<string>();
   private releaseEtag: string | undefined;
+  /** Precomputed encryptions of zero (in memory only), and how many to keep: null until a push tells. */
+  readonly zeroPool = new ZeroEncryptionPool();
+  private precomputeTarget: number | null;
   ticks = 0;
   pushed = 0;
   pulled = 0;
@@ -92,6 +109,9 @@ export class RobotAgent {
   ) {
     if (!opts.train && !opts.adapter) throw new CliError('robot agent needs --adapter DIR (the adapter to push) or --train', 'invalid_argument');
     if (opts.train && opts.adapter) throw new CliError('--adapter and --train are exclusive', 'invalid_argument');
+    if (opts.precompute !== undefined && (!Number.isSafeInteger(opts.precompute) || opts.precompute < 0 || opts.precompute > 100_000))
+      throw new CliError(`--precompute expects 0..100000 ciphertexts, got ${opts.precompute}`, 'invalid_argument');
+    this.precomputeTarget = opts.precompute ?? null;
   }
 
   /** One pass: outbox, open rounds, newest release. Never throws for the server's or the round's faults. */
@@ -101,6 +121,7 @@ export class RobotAgent {
       await this.resendOutbox();
       await this.contribute();
       await this.followRelease();
+      if (!this.opts.once) await this.precompute();
     } catch (error) {
       if (!isTransient(error)) throw error;
       this.emit({ event: 'tick_failed', code: errorCode(error), message: (error as Error).message });
@@ -132,8 +153,11 @@ export class RobotAgent {
           this.emit({ event: 'trained', roundId: round.roundId, stage: trained.stage, out: join(work, 'trained') });
           adapter = join(work, 'trained');
         }
-        const pushed = await robotPush(this.ctx, { adapter, base, round: round.roundId }, this.session);
+        const pushed = await robotPush(this.ctx, { adapter, base, round: round.roundId }, this.session, { zeroPool: this.zeroPool });
         this.pushed++;
+        if (this.opts.precompute === undefined && typeof pushed.ciphertextCount === 'number') this.precomputeTarget = pushed.ciphertextCount;
+        // Left unused, the pool holds another key's encryptions (the round named a newer key): start over.
+        if (pushed.precomputedZerosUsed === 0) this.zeroPool.wipe();
         this.emit({ event: 'pushed', roundId: round.roundId, contributionId: pushed.contributionId, packageBytes: pushed.packageBytes, attempts: pushed.attempts });
       } catch (error) {
         const event = { roundId: round.roundId, code: errorCode(error), message: (error as Error).message };
@@ -184,6 +208,28 @@ export class RobotAgent {
     }
   }
 
+  /**
+   * Between rounds: tops the pool of encryptions of zero up to the target, under the organization's
+   * current HE key as its officer-signed record names it (not revoked by an officer). The push checks the
+   * key again and uses the pool only if the round names this key.
+   */
+  async precompute(): Promise<void> {
+    const target = this.precomputeTarget;
+    if (target === null || target === 0 || this.zeroPool.size >= target) return;
+    const { api, pinned, identity } = this.session;
+    const current = await api.json<{ record: string }>('GET', '/v1/he-keys/current');
+    const key = openKeyRecord({ bytes: fromBase64(current.record), trustedKeys: pinned });
+    if (key.record.orgId !== identity.orgId) throw new IntegrityError('the current HE key record names another organization');
+    const served = await api.json<Array<{ record: string }>>('GET', '/v1/he-keys/revocations');
+    const revocations = served.flatMap((r) => (typeof r.record === 'string' && r.record.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(r.record) ? [fromBase64(r.record)] : []));
+    if (findKeyRevocation({ revocations, trustedKeys: pinned, orgId: identity.orgId, keyVersion: key.record.keyVersion, heKeyFingerprint: key.fingerprint })) {
+      this.zeroPool.wipe();
+      return;
+    }
+    const made = await this.zeroPool.fill({ heKeyFingerprint: key.fingerprint, publicKey: key.record.publicKey, paramSetId: key.record.paramSetId, target });
+    if (made > 0) this.emit({ event: 'precomputed', ciphertexts: made, keyVersion: key.record.keyVersion, pool: this.zeroPool.size });
+  }
+
   summary(): AgentEvent {
     return { event: 'stopped', ticks: this.ticks, pushed: this.pushed, pulled: this.pulled, refused: this.refused };
   }
@@ -200,8 +246,10 @@ export async function robotAgent(ctx: CommandContext, opts: RobotAgentOptions, i
       else process.stderr.write(`${Object.entries(event).map(([k, v]) => (k === 'event' ? String(v) : `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)).join(' ')}\n`);
     });
   const session = await robotClient(ctx);
+  let agentRef: RobotAgent | undefined;
   try {
     const agent = new RobotAgent(ctx, session, opts, emit);
+    agentRef = agent;
     emit({ event: 'started', robotId: session.identity.robotId, fleetId: session.identity.fleetId, pollSeconds: opts.once ? null : pollSeconds });
     const controller = new AbortController();
     const stop = () => controller.abort();
@@ -228,6 +276,7 @@ export async function robotAgent(ctx: CommandContext, opts: RobotAgentOptions, i
     emit(summary);
     return summary;
   } finally {
+    agentRef?.zeroPool.wipe();
     wipeRobotSession(session);
   }
 }

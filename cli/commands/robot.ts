@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import type { CommandContext } from '../context.ts';
 import { CliError } from '../context.ts';
 import { ApiClient } from '../api.ts';
+import type { ZeroEncryptionPool } from '../robot-zero-pool.ts';
 import { addToOutbox, deliverOutboxEntry, listOutbox, retryPolicyFromEnv, type DeliveryResult, type OutboxEntry } from '../robot-outbox.ts';
 import { exists, loadAdapterDir, openFromFile, readJson, saveAdapterDir, sealToFile, writeFileAtomic, writeJson } from '../home.ts';
 import { generateSigningKeyPair } from '../../core/crypto/sign.ts';
@@ -180,7 +181,13 @@ async function flushOutbox(ctx: CommandContext, api: ApiClient): Promise<Array<D
   return delivered;
 }
 
-export async function robotPush(ctx: CommandContext, opts: { adapter?: string; base?: string; round?: string; resume?: boolean }, session?: RobotSession): Promise<Record<string, unknown>> {
+export async function robotPush(
+  ctx: CommandContext,
+  opts: { adapter?: string; base?: string; round?: string; resume?: boolean },
+  session?: RobotSession,
+  /** A robot agent's precomputed encryptions of zero (cli/robot-zero-pool.ts); used only for the key the round names. */
+  extras: { zeroPool?: ZeroEncryptionPool } = {},
+): Promise<Record<string, unknown>> {
   const { identity, secrets, api, pinned } = session ?? (await robotClient(ctx));
   // Pushes an earlier run could not deliver go first (and --resume does only that).
   const resent = await flushOutbox(ctx, api);
@@ -219,8 +226,9 @@ export async function robotPush(ctx: CommandContext, opts: { adapter?: string; b
   }
   const encryptor = await createEncryptor({ publicKey: key.record.publicKey, paramSetId: key.record.paramSetId });
   let prepared;
+  const pooled = extras.zeroPool?.size ?? 0;
   try {
-    prepared = encodeContribution({ config, delta, encryptor });
+    prepared = encodeContribution({ config, delta, encryptor, zeros: extras.zeroPool?.sourceFor(key.fingerprint) });
   } finally {
     encryptor.destroy();
   }
@@ -272,6 +280,9 @@ export async function robotPush(ctx: CommandContext, opts: { adapter?: string; b
     contributions: delivered.contributions,
     ...(delivered.alreadyAccepted ? { alreadyAccepted: true } : {}),
     attempts: delivered.attempts,
+    keyVersion: config.keyVersion,
+    ciphertextCount: prepared.ciphertextCount,
+    ...(extras.zeroPool ? { precomputedZerosUsed: pooled - extras.zeroPool.size } : {}),
     timingsMs: { ...Object.fromEntries(Object.entries(prepared.timings).map(([k, v]) => [k, Math.round(v)])), sign: Math.round(signMs), upload: delivered.uploadMs },
   };
 }

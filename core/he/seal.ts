@@ -20,6 +20,7 @@ import { CiphertextError, IntegrityError, describe, expectBytes } from '../error
 import { PARAM_SET_ID, getParamSet, type HeParamSet } from './params.ts';
 import { expectedHeader } from './aggregate.ts';
 import { createScaledPlainKernel } from './encrypt-kernel.ts';
+import { equalBytes } from '../bytes.ts';
 
 export interface HeKeyPair {
   publicKey: Uint8Array;
@@ -29,9 +30,25 @@ export interface HeKeyPair {
   paramSetId: string;
 }
 
+/**
+ * Encryptions of zero made ahead of time (a robot agent between rounds: cli/robot-zero-pool.ts), each
+ * handed out once. Whoever holds one can strip it from the ciphertext it becomes, so they are kept like
+ * the robot's keys: in memory, wiped after use, never reused or stored.
+ */
+export interface ZeroEncryptionSource {
+  /** The next unused encryption of zero (a serialized ciphertext of this encryptor's key), or undefined when none is left. */
+  take(): Uint8Array | undefined;
+}
+
 export interface HeEncryptor {
-  /** Encrypts slot vectors (each a BigUint64Array of length <= 4096, values < t) into the concatenation of uncompressed ciphertexts. */
-  encryptSlots(options: { slots: BigUint64Array }): Uint8Array;
+  /**
+   * Encrypts slot vectors (each a BigUint64Array of length <= 4096, values < t) into the concatenation of
+   * uncompressed ciphertexts. With `zeros`, each ciphertext starts from the next precomputed encryption of
+   * zero (the encryption's random part) while any is left, else from a fresh one; every one is wiped.
+   */
+  encryptSlots(options: { slots: BigUint64Array; zeros?: ZeroEncryptionSource }): Uint8Array;
+  /** `count` fresh encryptions of zero under this key, for a ZeroEncryptionSource (empty on the SEAL-only path, which cannot use them). */
+  encryptZeros(count: number): Uint8Array[];
   parmsId: Uint8Array;
   path: 'wasm' | 'seal';
   destroy(): void;
@@ -234,13 +251,25 @@ export async function createEncryptor(options: {
   const hiIndex = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
   const padded = new BigUint64Array(slotCount);
   const kernel = options.kernel === 'seal' ? null : createScaledPlainKernel(paramSet);
+  const header = expectedHeader({ parmsId, paramSet });
   let destroyed = false;
 
   return {
     parmsId: parmsId.slice(),
     /** 'wasm' when the plaintext scaling runs in core/he/encrypt-kernel.ts, 'seal' when SEAL's encrypt() does all. */
     path: kernel ? 'wasm' : 'seal',
-    encryptSlots(opts: { slots: BigUint64Array }): Uint8Array {
+    encryptZeros(n: number): Uint8Array[] {
+      if (destroyed) throw destroyedError('HeEncryptor');
+      if (!Number.isSafeInteger(n) || n < 0 || n > 1_000_000) throw new RangeError(`"count" expected 0..1000000, got ${describe(n)}`);
+      if (!kernel) return [];
+      const out: Uint8Array[] = [];
+      for (let i = 0; i < n; i++) {
+        encryptor.encryptZero(ciphertext);
+        out.push(ciphertext.saveArray(seal.ComprModeType.none));
+      }
+      return out;
+    },
+    encryptSlots(opts: { slots: BigUint64Array; zeros?: ZeroEncryptionSource }): Uint8Array {
       if (destroyed) throw destroyedError('HeEncryptor');
       const slots = opts?.slots;
       if (!(slots instanceof BigUint64Array)) throw new TypeError(`"slots" expected BigUint64Array, got ${describe(slots)}`);
@@ -264,10 +293,19 @@ export async function createEncryptor(options: {
         try {
           encoder.encode(chunk, plaintext);
           if (kernel) {
-            // SEAL's encrypt() in two halves (core/he/encrypt-kernel.ts): a fresh encryption of zero from
-            // SEAL, then the plaintext scaling, the same formula without SEAL's bit-serial division.
-            encryptor.encryptZero(ciphertext);
-            bytes = ciphertext.saveArray(seal.ComprModeType.none);
+            // SEAL's encrypt() in two halves (core/he/encrypt-kernel.ts): an encryption of zero from SEAL
+            // (precomputed, or fresh), then the plaintext scaling, the same formula without SEAL's
+            // bit-serial division.
+            const zero = opts.zeros?.take();
+            if (zero !== undefined && (zero.length !== ctBytes || !equalBytes(zero.subarray(0, header.length), header)))
+              throw new CiphertextError(`a precomputed encryption of zero is not a ciphertext of this key's parameters (${zero.length} bytes)`);
+            if (zero !== undefined) {
+              bytes = zero.slice();
+              zero.fill(0); // used once: the copy becomes this ciphertext
+            } else {
+              encryptor.encryptZero(ciphertext);
+              bytes = ciphertext.saveArray(seal.ComprModeType.none);
+            }
             if (bytes.length === ctBytes) kernel.addScaledPlain(bytes, plaintext.saveArray(seal.ComprModeType.none));
           } else {
             encryptor.encrypt(plaintext, ciphertext);

@@ -17,7 +17,7 @@ import { equalBytes } from '../bytes.ts';
 import { UniformSource } from '../random.ts';
 import { packingLayout } from '../he/params.ts';
 import { encodeModular, packFields, quantizeOffset } from '../he/packing.ts';
-import type { HeEncryptor } from '../he/seal.ts';
+import type { HeEncryptor, ZeroEncryptionSource } from '../he/seal.ts';
 import { addGaussianNoise, addSkellamNoise, clipL2, conditionalRandomizedRounding, roundingL2Bound } from '../dp/noise.ts';
 import { perRobotSkellamMu } from '../dp/round-privacy.ts';
 import { roundPrivacyParams } from './privacy.ts';
@@ -99,6 +99,8 @@ export function encodeContribution(options: {
   delta: Float32Array;
   encryptor: HeEncryptor;
   random?: UniformSource;
+  /** Precomputed encryptions of zero of the encryptor's key (a robot agent's pool), used once each. */
+  zeros?: ZeroEncryptionSource;
 }): PreparedContribution {
   const { config, delta, encryptor } = options;
   const random = options.random ?? new UniformSource();
@@ -147,7 +149,7 @@ export function encodeContribution(options: {
   const layout = packingLayout({ fieldBits: config.quant.fieldBits, maxContributors: config.maxContributors, encoding: config.quant.encoding });
   const slots = packFields({ fields, layout });
   lap('pack');
-  const ciphertexts = encryptor.encryptSlots({ slots });
+  const ciphertexts = encryptor.encryptSlots({ slots, zeros: options.zeros });
   lap('encrypt');
   const ciphertextCount = slots.length / 4096;
   if (ciphertextCount !== config.ciphertextCount)

@@ -4,8 +4,9 @@
 //   release when the officer signs it, keeps polling without downloading it again, and stops on SIGTERM
 //   with a summary.
 // - In process: the keys are unsealed once for the agent's whole life (the passphrase is asked once over
-//   several ticks, a push and a pull); a round the robot cannot push to (its adapter was trained by
-//   another stage than the round's signed one) is refused once and not retried.
+//   several ticks, a push and a pull); after a push it precomputes as many encryptions of zero as the
+//   push needed; a round the robot cannot push to (its adapter was trained by another stage than the
+//   round's signed one) is refused once and not retried.
 // - GET /v1/releases/latest answers 304 to the ETag of the newest release, 200 with the payload otherwise.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
@@ -107,6 +108,11 @@ describe('robot agent', () => {
     };
     const agentDone = robotAgent(ctx, { adapter: join(root, 'arm-b-adapter'), base: TEMPLATE, pollSeconds: 1 }, { signal: stop.signal, emit: (e) => seen.push(e) });
     await waitFor((e) => e.event === 'pushed' && e.roundId === round1);
+    // between rounds it precomputes the encryptions of zero the next push needs (as many as this one used)
+    await waitFor((e) => e.event === 'precomputed');
+    const precomputed = seen.find((e) => e.event === 'precomputed') as Extract<AgentEvent, { event: 'precomputed' }>;
+    expect(precomputed.ciphertexts).toBeGreaterThan(0);
+    expect(precomputed.pool).toBe(precomputed.ciphertexts);
 
     // the round completes: close, review, release, all by the officer's CLI
     ok(await cli(home('officer'), 'officer', 'round', 'close', '--round', round1));
