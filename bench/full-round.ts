@@ -3,7 +3,7 @@
 // close, review = verify manifest + re-add + decrypt + unpack + report, officer release) against a real
 // server process (`tensorguard server`) on a loopback port. Prints one JSON object.
 //
-//   npm run bench -- full-round [--robots=100] [--params=1000000] [--workers=4] [--per-worker=2] [--field-bits=B] [--quick]
+//   npm run bench -- full-round [--robots=100] [--params=1000000] [--workers=4] [--per-worker=2] [--field-bits=B] [--unseal-per-push] [--no-precompute] [--quick]
 //
 // Data flow. The main thread is the officer; the robots are simulated by a pool of worker threads
 // (this file again, entered through full-round-robot.mjs), each holding a share of the robots' homes.
@@ -28,7 +28,9 @@ import { join, resolve } from 'node:path';
 import { createContext, type CommandContext } from '../cli/context.ts';
 import { adminBootstrap, fleetCreate } from '../cli/commands/session.ts';
 import { officerInit, officerEnrollBundle, officerRoundOpen, officerRoundClose, officerReview, officerRelease } from '../cli/commands/officer.ts';
-import { robotEnroll, robotPush, robotPull } from '../cli/commands/robot.ts';
+import { robotClient, robotEnroll, robotPush, robotPull, type RobotSession } from '../cli/commands/robot.ts';
+import { RobotAgent } from '../cli/commands/robot-agent.ts';
+import { planRound } from '../core/round/plan.ts';
 import { loadAdapterDir, saveAdapterDir } from '../cli/home.ts';
 import { syntheticAdapter, perturbAdapter } from '../cli/synthetic-adapter.ts';
 import { bytesToHex } from '../core/bytes.ts';
@@ -38,6 +40,7 @@ import { trainableTensorNames } from '../core/round/mask.ts';
 /** Messages from the officer (main thread) to a robot worker, and the worker's answers. */
 type Job =
   | { kind: 'enroll'; robots: Array<{ index: number; home: string; bundle: string }> }
+  | { kind: 'agent_start'; robots: Array<{ index: number; home: string }>; precompute: number; templateDir: string; roundDir: string }
   | { kind: 'train'; robots: Array<{ index: number; home: string }>; templateDir: string; roundDir: string }
   | { kind: 'push'; robots: Array<{ index: number; home: string }>; templateDir: string; roundDir: string; roundId: string }
   | { kind: 'pull'; robots: Array<{ index: number; home: string }>; roundDir: string };
@@ -63,11 +66,27 @@ async function robotWorker(): Promise<void> {
   const { secret, perWorker } = workerData as { secret: string; perWorker: number };
   const ctxOf = (home: string): CommandContext => createContext({ home, json: true, passphrase: secret, password: secret, quiet: true });
   let template: { dir: string; adapter: Awaited<ReturnType<typeof loadAdapterDir>> } | null = null;
+  // Robots running `robot agent` (cli/commands/robot-agent.ts): keys unsealed once when the agent
+  // starts, before the round opens, and used by every push and pull. Without agents (--unseal-per-push)
+  // each push and pull is a one-shot command that unseals the keys itself.
+  const sessions = new Map<number, RobotSession>();
+  const agents = new Map<number, RobotAgent>();
   const run = async (job: Job, robot: { index: number; home: string; bundle?: string }): Promise<Record<string, unknown> | undefined> => {
     const ctx = ctxOf(robot.home);
     if (job.kind === 'enroll') {
       await robotEnroll(ctx, { bundle: robot.bundle!, name: `robot-${robot.index}` });
       return undefined;
+    }
+    if (job.kind === 'agent_start') {
+      // What `robot agent` does when it starts and while it waits for a round: unseal once, then
+      // precompute the encryptions of zero the next push will use (its pool, in memory).
+      const session = await robotClient(ctx);
+      sessions.set(robot.index, session);
+      const agent = new RobotAgent(ctx, session, { adapter: join(job.roundDir, `trained-${robot.index}`), base: job.templateDir, precompute: job.precompute }, () => {});
+      agents.set(robot.index, agent);
+      const t = performance.now();
+      await agent.precompute();
+      return { precomputeMs: performance.now() - t, pooled: agent.zeroPool.size };
     }
     if (job.kind === 'train') {
       if (template?.dir !== job.templateDir) template = { dir: job.templateDir, adapter: await loadAdapterDir(job.templateDir) };
@@ -78,10 +97,11 @@ async function robotWorker(): Promise<void> {
       return undefined;
     }
     if (job.kind === 'push') {
-      const pushed = await robotPush(ctx, { adapter: join(job.roundDir, `trained-${robot.index}`), base: job.templateDir, round: job.roundId });
-      return { packageBytes: pushed.packageBytes, attempts: pushed.attempts, timingsMs: pushed.timingsMs };
+      const zeroPool = agents.get(robot.index)?.zeroPool;
+      const pushed = await robotPush(ctx, { adapter: join(job.roundDir, `trained-${robot.index}`), base: job.templateDir, round: job.roundId }, sessions.get(robot.index), { zeroPool });
+      return { packageBytes: pushed.packageBytes, attempts: pushed.attempts, timingsMs: pushed.timingsMs, precomputedZerosUsed: pushed.precomputedZerosUsed ?? 0 };
     }
-    const pulled = await robotPull(ctx, { out: join(job.roundDir, `pulled-${robot.index}`) });
+    const pulled = await robotPull(ctx, { out: join(job.roundDir, `pulled-${robot.index}`) }, sessions.get(robot.index));
     return { releaseVersion: pulled.releaseVersion };
   };
   parentPort!.on('message', async (job: Job) => {
@@ -126,7 +146,9 @@ let serverLogTail = '';
 function startServerProcess(dataDir: string): Promise<{ url: string; child: ChildProcess }> {
   const bin = resolve(import.meta.dirname, '../cli/bin.mjs');
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [bin, 'server', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--json'], {
+    // TG_BENCH_SERVER_PROFILE=DIR: the server writes a V8 CPU profile there when it stops.
+    const profile = process.env.TG_BENCH_SERVER_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.TG_BENCH_SERVER_PROFILE] : [];
+    const child = spawn(process.execPath, [...profile, bin, 'server', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--json'], {
       stdio: ['ignore', 'pipe', 'pipe'], // its request log is not part of the figures (the tail is kept for errors)
       env: { ...process.env, TG_RATE_USER_PER_MIN: '100000', TG_RATE_ROBOT_PER_MIN: '100000', TG_RATE_ROBOT_CONTRIBUTIONS_PER_MIN: '100000' },
     });
@@ -143,6 +165,13 @@ function startServerProcess(dataDir: string): Promise<{ url: string; child: Chil
   });
 }
 
+/** User + system CPU-seconds a process has used so far (Linux /proc; clock ticks are 100 per second there). */
+async function processCpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const robots = arg('robots', quick ? 10 : 100);
@@ -151,6 +180,8 @@ async function main(): Promise<void> {
   const perWorker = arg('per-worker', 2);
   const fieldBitsArg = process.argv.find((a) => a.startsWith('--field-bits='));
   const fieldBits = fieldBitsArg ? arg('field-bits', 0) : undefined;
+  const agents = !process.argv.includes('--unseal-per-push');
+  const precompute = agents && !process.argv.includes('--no-precompute');
   if (robots > 1024) throw new RangeError(`"--robots" expected 1..1024, got ${robots}`);
   if (params < 1000 || params > 10_000_000) throw new RangeError(`"--params" expected 1000..10000000, got ${params}`);
 
@@ -159,15 +190,24 @@ async function main(): Promise<void> {
   // Fresh random secrets for this run only: nothing here is a fixed credential.
   const secret = bytesToHex(randomBytes(16));
   const stages: Record<string, number> = {};
+  /** CPU-seconds per timed stage: [bench process (robots + officer), server process]. */
+  const stageCpu: Record<string, [number, number]> = {};
+  let serverPid = 0;
   const time = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
     const t = performance.now();
+    const cpu0 = process.cpuUsage();
+    const server0 = serverPid ? await processCpuSeconds(serverPid) : 0;
     try {
       return await fn();
     } finally {
       stages[name] = Math.round((stages[name] ?? 0) + performance.now() - t);
+      const cpu = process.cpuUsage(cpu0);
+      const server = serverPid ? (await processCpuSeconds(serverPid)) - server0 : 0;
+      stageCpu[name] = [Math.round((cpu.user + cpu.system) / 1e4) / 100, Math.round(server * 100) / 100];
     }
   };
   const server = await time('server_start', () => startServerProcess(join(root, 'server-data')));
+  serverPid = server.child.pid!;
   const pool = Array.from({ length: workers }, () => new Worker(new URL('./full-round-robot.mjs', import.meta.url), { workerData: { secret, perWorker } }));
   /** Runs one job kind over every robot, robots dealt round-robin to the workers; per-robot results. */
   const everywhere = async (make: (robots: Array<{ index: number; home: string; bundle: string }>) => Job): Promise<JobResult['robots']> => {
@@ -206,15 +246,28 @@ async function main(): Promise<void> {
     await saveAdapterDir(templateDir, syntheticAdapter({ params }));
     const roundDir = join(root, 'round');
     await time('robot_local_training', () => everywhere((share) => ({ kind: 'train', robots: share, templateDir, roundDir })));
+    // The round's ciphertext count, as the officer's round open will plan it (checked after the open):
+    // agents precompute as many encryptions of zero as their last round needed, here this one's.
+    const template = await loadAdapterDir(templateDir);
+    const expected = planRound({
+      tensors: [...template.shapes].map(([name, shape]) => ({ name, shape })), freezeA: false, maskSeed: randomBytes(32), sparsity: 1,
+      maxContributors: Math.max(2, robots), fieldBits, dp: { mode: 'off', clip: 0, noiseMultiplier: 0 },
+    }).ciphertextCount;
+    let agentStarts: JobResult['robots'] = [];
+    if (agents) agentStarts = await time('robot_agents_start', () => everywhere((share) => ({ kind: 'agent_start', robots: share, precompute: precompute ? expected : 0, templateDir, roundDir })));
 
     // ---- timed: open to signed release ----
     const t0 = performance.now();
+    const cpu0 = { bench: process.cpuUsage(), server: await processCpuSeconds(server.child.pid!) };
     const opened = await time('round_open', () => officerRoundOpen(officer, { fleet: fleet.id, template: templateDir, quorum: robots, maxContributors: Math.max(2, robots), dpMode: 'off', fieldBits }));
+    if (opened.ciphertextCount !== expected) throw new Error(`the round planned ${opened.ciphertextCount} ciphertexts, the agents precomputed for ${expected}`);
     const pushes = await time('robot_pushes', () => everywhere((share) => ({ kind: 'push', robots: share, templateDir, roundDir, roundId: opened.roundId })));
     await time('round_close', () => officerRoundClose(officer, { round: opened.roundId }));
     const review = await time('officer_review', () => officerReview(officer, { round: opened.roundId, out: join(roundDir, 'review') }));
     await time('officer_release', () => officerRelease(officer, { round: opened.roundId, canary: 1 }));
     const openToReleaseMs = performance.now() - t0;
+    const benchCpu = process.cpuUsage(cpu0.bench);
+    const serverCpuSeconds = (await processCpuSeconds(server.child.pid!)) - cpu0.server;
     // ---- end of the timed part ----
 
     const pulls = await time('robot_pulls', () => everywhere((share) => ({ kind: 'pull', robots: share, roundDir })));
@@ -234,11 +287,24 @@ async function main(): Promise<void> {
           paramsPerRobot: trainable,
           quick,
           concurrency: { workers, perWorker, robotsInFlight: workers * perWorker, cores: availableParallelism() },
+          // agent: robots run `robot agent` (keys unsealed when it starts, before the round);
+          // per-push: each push and pull is a one-shot command that unseals the keys (scrypt) itself.
+          robotKeys: agents ? 'agent' : 'per-push',
+          // agents keep encryptions of zero ready between rounds (cli/robot-zero-pool.ts): how many each
+          // pooled before the round, and how many the pushes used (each at most once).
+          precomputedZeros: { perRobot: precompute ? expected : 0, usedByPushes: pushes.reduce((n, p) => n + ((p.detail?.precomputedZerosUsed as number) ?? 0), 0), precomputeMsSum: Math.round(agentStarts.reduce((n, a) => n + ((a.detail?.precomputeMs as number) ?? 0), 0)) },
           fieldsPerSlot: opened.fieldsPerSlot,
           ciphertextsPerRobot: opened.ciphertextCount,
           openToReleaseSeconds: Math.round(openToReleaseMs) / 1000,
           targetFirstBarSeconds: 60,
           targetGoalSeconds: 15,
+          // CPU-seconds spent between open and signed release (2 cores give 2 per wall second): the robots'
+          // worker threads and the officer share the bench process; the server is its own process.
+          cpuSecondsOpenToRelease: {
+            robotsAndOfficer: Math.round((benchCpu.user + benchCpu.system) / 1e4) / 100,
+            server: Math.round(serverCpuSeconds * 100) / 100,
+            byStage: Object.fromEntries(['round_open', 'robot_pushes', 'round_close', 'officer_review', 'officer_release'].map((k) => [k, { robotsAndOfficer: stageCpu[k]?.[0], server: stageCpu[k]?.[1] }])),
+          },
           stageMs: {
             roundOpen: stages.round_open,
             robotPushes: stages.robot_pushes,
@@ -256,6 +322,7 @@ async function main(): Promise<void> {
             officerKeygenMs: stages.officer_keygen,
             enrollMs: stages.enroll,
             robotLocalTrainingMs: stages.robot_local_training,
+            robotAgentsStartMs: stages.robot_agents_start ?? null,
             robotPullsMs: stages.robot_pulls,
             robotsPulled: pulls.length,
           },

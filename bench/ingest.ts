@@ -135,7 +135,10 @@ async function setup(url: string) {
   const boot = await call(url, 'POST', '/v1/bootstrap', { body: { org: 'Bench Robotics', user: 'bench', password: 'bench password 1' } });
   const token = boot.token as string;
   const orgId = boot.org.id as string;
-  const fleetId = (await call(url, 'POST', '/v1/fleets', { token, body: { name: 'arms' } })).id as string;
+  // The fleet's envelope sized for the packages (the default allows 5 MB; --ciphertexts=244 is 16 MB).
+  const maxUpdateBytes = Math.max(5_000_000, CIPHERTEXTS * 65_649 + 64 * 1024);
+  const envelope = { updateBytes: { max: maxUpdateBytes, target: Math.min(500_000, maxUpdateBytes), min: 10_000 }, maxTrainableParams: Math.max(10_000_000, CIPHERTEXTS * 8192) };
+  const fleetId = (await call(url, 'POST', '/v1/fleets', { token, body: { name: 'arms', envelope } })).id as string;
   const officer = generateSigningKeyPair({ algorithm: 'ml-dsa-65' });
   await call(url, 'POST', '/v1/officer-keys', { token, body: { publicKey: toBase64(officer.publicKey) } });
   // The server checks ciphertext headers and coefficients against the key's parms id; it never needs
