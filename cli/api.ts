@@ -65,10 +65,8 @@ export class ApiClient {
     }
   }
 
-  private async sendOnce(method: string, path: string, body?: Uint8Array, contentType?: string, extraHeaders?: Record<string, string>): Promise<Response> {
-    const headers: Record<string, string> = { ...extraHeaders };
-    if (contentType) headers['content-type'] = contentType;
-    const raw = body ?? new Uint8Array(0);
+  /** The request's authentication headers: the bearer token, or the robot's signature over method, path and body. */
+  private authHeaders(method: string, path: string, raw: Uint8Array, headers: Record<string, string>): void {
     if (this.auth.kind === 'session') headers.authorization = `Bearer ${this.auth.token}`;
     if (this.auth.kind === 'robot') {
       const url = new URL(path, this.baseUrl);
@@ -78,6 +76,13 @@ export class ApiClient {
       headers[ROBOT_HEADERS.nonce] = signed.nonce;
       headers[ROBOT_HEADERS.signature] = toBase64(signed.signature);
     }
+  }
+
+  private async sendOnce(method: string, path: string, body?: Uint8Array, contentType?: string, extraHeaders?: Record<string, string>): Promise<Response> {
+    const headers: Record<string, string> = { ...extraHeaders };
+    if (contentType) headers['content-type'] = contentType;
+    const raw = body ?? new Uint8Array(0);
+    this.authHeaders(method, path, raw, headers);
     let res: Response;
     try {
       res = await fetch(new URL(path, this.baseUrl), { method, headers, body: body === undefined ? undefined : (raw as unknown as BodyInit) });
@@ -102,8 +107,65 @@ export class ApiClient {
   }
 
   async binary(method: string, path: string, body?: Uint8Array): Promise<Uint8Array> {
+    if (method === 'GET' && body === undefined) return this.download(path);
     const res = await this.send(method, path, body, body ? 'application/octet-stream' : undefined);
     return new Uint8Array(await res.arrayBuffer());
+  }
+
+  /**
+   * A GET of a large binary body (contribution packages, aggregates: tens of MB) through node:http into
+   * one buffer sized from Content-Length: fetch's web-stream body reading cost ~2.5x the CPU per byte
+   * here (officer review downloads 1.6 GB for 100 robots x 1 M parameters). Same authentication, errors
+   * (ApiError from the server's JSON body, `unreachable`) and re-authentication as every other call.
+   */
+  private async download(path: string): Promise<Uint8Array> {
+    try {
+      return await this.downloadOnce(path);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 403 && err.code === 'reauth_required' && this.auth.kind === 'session' && this.auth.reauth)) throw err;
+      const password = await this.auth.reauth();
+      await this.sendOnce('POST', '/v1/sessions/reauth', new TextEncoder().encode(JSON.stringify({ password })), 'application/json');
+      return this.downloadOnce(path);
+    }
+  }
+
+  private async downloadOnce(path: string): Promise<Uint8Array> {
+    const url = new URL(path, this.baseUrl);
+    const headers: Record<string, string> = {};
+    this.authHeaders('GET', path, new Uint8Array(0), headers);
+    const { request } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+    const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+      const req = request(url, { method: 'GET', headers }, resolve);
+      req.once('error', (err) => reject(new ApiError(`cannot reach ${this.baseUrl}: ${err.message}`, 0, 'unreachable')));
+      req.end();
+    });
+    const status = res.statusCode ?? 0;
+    const lengthText = res.headers['content-length'];
+    const length = lengthText !== undefined && /^[0-9]{1,15}$/.test(lengthText) ? Number(lengthText) : null;
+    // One buffer when the length is announced (and sane); chunks otherwise or if it turns out wrong.
+    let buffer = length !== null && length <= 1 << 30 ? new Uint8Array(length) : null;
+    const chunks: Uint8Array[] = [];
+    let received = 0;
+    try {
+      for await (const chunk of res as AsyncIterable<Uint8Array>) {
+        if (buffer && received + chunk.length <= buffer.length) buffer.set(chunk, received);
+        else {
+          if (buffer) chunks.push(buffer.subarray(0, received));
+          buffer = null;
+          chunks.push(chunk);
+        }
+        received += chunk.length;
+      }
+    } catch (err) {
+      throw new ApiError(`lost the answer from ${this.baseUrl}: ${(err as Error).message}`, 0, 'unreachable');
+    }
+    const bytes = buffer && received === buffer.length ? buffer : concatChunks(buffer ? [buffer.subarray(0, received)] : chunks, received);
+    if (status < 200 || status >= 300) {
+      const responseHeaders = new Headers();
+      for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') responseHeaders.set(k, v);
+      throw await apiErrorOf(new Response(bytes as Uint8Array<ArrayBuffer>, { status, headers: responseHeaders }), `GET ${path}`);
+    }
+    return bytes;
   }
 
   /** POSTs bytes; `headers` adds request headers (e.g. Idempotency-Key), signed requests are re-signed per call. */
@@ -116,4 +178,14 @@ export class ApiClient {
       throw new ApiError(`lost the answer from ${this.baseUrl}: ${(err as Error).message}`, 0, 'unreachable');
     }
   }
+}
+
+function concatChunks(chunks: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }

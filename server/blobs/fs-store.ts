@@ -113,7 +113,8 @@ export function createFsBlobStore(options: { dir: string }): BlobStore {
       checkName(name);
       let bytes: Uint8Array;
       try {
-        bytes = new Uint8Array(await readFile(pathOf(name)));
+        const read = await readFile(pathOf(name));
+        bytes = new Uint8Array(read.buffer, read.byteOffset, read.byteLength); // a view, not a copy of tens of MB
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
         throw error;
