@@ -115,7 +115,7 @@ async function authenticateRobot(c: Context<AppEnv>, deps: AppDeps, budget: Robo
     throw new ReplayError(`request timestamp is more than ${ROBOT_CLOCK_SKEW_MS / 60000} minutes from the server clock`, { serverTime: now });
   // A replay of a request this instance served: refused before the signature check and any write.
   if (deps.seenNonces.has({ robotId, nonce, now })) throw replayed();
-  const body = new Uint8Array(await c.req.arrayBuffer());
+  const body = c.get('preReadBody') ?? new Uint8Array(await c.req.arrayBuffer());
   const url = new URL(c.req.url);
   verifyRobotRequest({ method: c.req.method, path: url.pathname + url.search, timestamp, nonce, body, signature, publicKey: robot.dsaPublicKey });
   // Only a correctly signed request may spend a nonce, so nobody else can burn a robot's nonces.

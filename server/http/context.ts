@@ -62,6 +62,8 @@ export interface AppEnv {
     principal: Principal;
     /** The raw request body, read once by robot request authentication. */
     rawBody: Uint8Array;
+    /** A body already read straight from the socket (server/http/body.ts readBodyFromSocket), for authentication to use. */
+    preReadBody?: Uint8Array;
     /** The matched route template (e.g. /v1/rounds/:id), for logs. */
     routeTemplate: string;
   };

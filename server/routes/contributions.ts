@@ -30,7 +30,7 @@ import { getFleet } from '../db/fleets.ts';
 import { getRobotById } from '../db/robots.ts';
 import { getContribution, getIdempotencyRecord, getRound, idempotencyKeyReused } from '../db/rounds.ts';
 import { requireAuth, robotOf } from '../http/auth.ts';
-import { KiB, idParam, limitBody } from '../http/body.ts';
+import { KiB, idParam, limitBody, readBodyFromSocket } from '../http/body.ts';
 import { httpError } from '../http/errors.ts';
 import type { AppDeps, AppEnv } from '../http/context.ts';
 import { loadRound } from './rounds.ts';
@@ -84,7 +84,13 @@ function admitUpload(deps: AppDeps): MiddlewareHandler<AppEnv> {
     if (declared !== null && declared > limit) throw new OversizeError(`request body exceeds the limit of ${limit} bytes for this route`, { limit });
     const release = deps.admission.reserveUpload(declared ?? limit);
     try {
-      await limitBody({ maxSize: limit })(c, next);
+      // A declared length within the limit: read straight from the socket (server/http/body.ts); else
+      // (chunked, or no Node request) the streaming limit and the adapter's body reading.
+      const direct = declared !== null ? await readBodyFromSocket(c) : null;
+      if (direct) {
+        c.set('preReadBody', direct);
+        await next();
+      } else await limitBody({ maxSize: limit })(c, next);
     } finally {
       release();
     }
