@@ -180,9 +180,11 @@ export async function deliverOutboxEntry(options: {
   policy: RetryPolicy;
   onAccepted: (accepted: { entry: OutboxEntry; residual: Uint8Array | null }) => Promise<void>;
   log?: (message: string) => void;
+  /** The bytes just written to this entry (a fresh push): sent from memory; a resend reads them back. */
+  written?: { packageBytes: Uint8Array; residual: Uint8Array | null };
 }): Promise<DeliveryResult> {
   const { entry, api, home } = options;
-  const { packageBytes, residual } = await readOutboxPackage({ home, entry });
+  const { packageBytes, residual } = options.written ?? (await readOutboxPackage({ home, entry }));
   const path = `/v1/rounds/${encodeURIComponent(entry.roundId)}/contributions`;
   const started = performance.now();
   let attempts = 0;

@@ -261,15 +261,19 @@ export async function robotPush(
   };
   // The signed package goes to the outbox before it is sent: a push the server does not acknowledge is
   // resent byte for byte (same Idempotency-Key), never rebuilt with fresh noise (cli/robot-outbox.ts).
+  const residualBytes = new Uint8Array(prepared.residual.buffer, prepared.residual.byteOffset, prepared.residual.byteLength);
   const entry = await addToOutbox({
     home: ctx.home,
     roundId: config.roundId,
     packageBytes: pkg.bytes,
-    residual: new Uint8Array(prepared.residual.buffer, prepared.residual.byteOffset, prepared.residual.byteLength),
+    residual: residualBytes,
     ledger: epsilonAfter !== null ? { roundId: config.roundId, params: roundPrivacyParams({ config }), epsilonAfter } : null,
     summary,
   });
-  const delivered = await deliverOutboxEntry({ home: ctx.home, api, entry, policy: retryPolicyFromEnv(), onAccepted: (a) => commitPush(ctx, a), log: (m) => ctx.log(m) });
+  const delivered = await deliverOutboxEntry({
+    home: ctx.home, api, entry, policy: retryPolicyFromEnv(), onAccepted: (a) => commitPush(ctx, a), log: (m) => ctx.log(m),
+    written: { packageBytes: pkg.bytes, residual: residualBytes },
+  });
   // Stage timings for the round's latency breakdown (cli/lib/timings.ts): after the acknowledgement, never failing the push.
   const trainMs = await recallTrainDuration({ home: ctx.home, roundId: config.roundId, adapterSha256: bytesToHex(adapterFingerprint({ adapter: trained })) }).catch(() => null);
   const stageReport = await reportStageTimings({ home: ctx.home, role: 'robot', api, roundId: config.roundId, stages: robotPushStages({ encodeTimings: prepared.timings, signMs, uploadMs: delivered.uploadMs, trainMs }), log: (m) => ctx.log(m) });

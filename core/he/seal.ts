@@ -300,8 +300,7 @@ export async function createEncryptor(options: {
             if (zero !== undefined && (zero.length !== ctBytes || !equalBytes(zero.subarray(0, header.length), header)))
               throw new CiphertextError(`a precomputed encryption of zero is not a ciphertext of this key's parameters (${zero.length} bytes)`);
             if (zero !== undefined) {
-              bytes = zero.slice();
-              zero.fill(0); // used once: the copy becomes this ciphertext
+              bytes = zero; // out of the pool for good: it becomes this ciphertext, then is overwritten below
             } else {
               encryptor.encryptZero(ciphertext);
               bytes = ciphertext.saveArray(seal.ComprModeType.none);
@@ -317,6 +316,7 @@ export async function createEncryptor(options: {
         if (bytes.length !== ctBytes)
           throw new CiphertextError(`ciphertext ${c} serialized to ${bytes.length} bytes, expected ${ctBytes}`);
         out.set(bytes, c * ctBytes);
+        bytes.fill(0); // a taken encryption of zero (or SEAL's copy): used once, not left in memory
       }
       return out;
     },

@@ -56,16 +56,21 @@ export async function readBodyFromSocket(c: Context): Promise<Uint8Array | null>
   if (incoming.readableDidRead || incoming.readableFlowing !== null || incoming.readableEnded) return null;
   const body = new Uint8Array(Number(lengthText));
   let at = 0;
-  try {
-    for await (const chunk of incoming as AsyncIterable<Uint8Array>) {
-      if (at + chunk.length > body.length) throw new FormatError('request body is longer than its Content-Length');
+  // 'data' callbacks, not `for await`: a promise per 16-64 KB chunk cost more than the copying.
+  await new Promise<void>((resolve, reject) => {
+    incoming.on('data', (chunk: Uint8Array) => {
+      if (at + chunk.length > body.length) {
+        incoming.pause();
+        reject(new FormatError('request body is longer than its Content-Length'));
+        return;
+      }
       body.set(chunk, at);
       at += chunk.length;
-    }
-  } catch (error) {
-    if (error instanceof FormatError) throw error;
-    throw new FormatError(`request body ended early: ${(error as Error).message}`);
-  }
+    });
+    incoming.once('end', resolve);
+    incoming.once('error', (error) => reject(new FormatError(`request body ended early: ${error.message}`)));
+    incoming.once('close', () => (incoming.complete ? resolve() : reject(new FormatError(`request body ended after ${at} of ${body.length} bytes`))));
+  });
   if (at !== body.length) throw new FormatError(`request body ended after ${at} of ${body.length} bytes`);
   return body;
 }
