@@ -54,14 +54,19 @@ export class ApiClient {
     if (!/^https?:\/\//.test(baseUrl)) throw new TypeError(`"server" expected http(s) URL, got ${baseUrl}`);
   }
 
-  private async send(method: string, path: string, body?: Uint8Array, contentType?: string, extraHeaders?: Record<string, string>): Promise<Response> {
+  private send(method: string, path: string, body?: Uint8Array, contentType?: string, extraHeaders?: Record<string, string>): Promise<Response> {
+    return this.withReauth(() => this.sendOnce(method, path, body, contentType, extraHeaders));
+  }
+
+  /** Runs `attempt`; on 403 reauth_required with a password provider, proves the password and runs it once more. */
+  private async withReauth<T>(attempt: () => Promise<T>): Promise<T> {
     try {
-      return await this.sendOnce(method, path, body, contentType, extraHeaders);
+      return await attempt();
     } catch (err) {
       if (!(err instanceof ApiError && err.status === 403 && err.code === 'reauth_required' && this.auth.kind === 'session' && this.auth.reauth)) throw err;
       const password = await this.auth.reauth();
       await this.sendOnce('POST', '/v1/sessions/reauth', new TextEncoder().encode(JSON.stringify({ password })), 'application/json');
-      return this.sendOnce(method, path, body, contentType, extraHeaders);
+      return attempt();
     }
   }
 
@@ -123,15 +128,8 @@ export class ApiClient {
     return (await this.viaNodeHttp('GET', path)).bytes;
   }
 
-  private async viaNodeHttp(method: string, path: string, body?: Uint8Array, extraHeaders?: Record<string, string>): Promise<{ bytes: Uint8Array }> {
-    try {
-      return await this.viaNodeHttpOnce(method, path, body, extraHeaders);
-    } catch (err) {
-      if (!(err instanceof ApiError && err.status === 403 && err.code === 'reauth_required' && this.auth.kind === 'session' && this.auth.reauth)) throw err;
-      const password = await this.auth.reauth();
-      await this.sendOnce('POST', '/v1/sessions/reauth', new TextEncoder().encode(JSON.stringify({ password })), 'application/json');
-      return this.viaNodeHttpOnce(method, path, body, extraHeaders);
-    }
+  private viaNodeHttp(method: string, path: string, body?: Uint8Array, extraHeaders?: Record<string, string>): Promise<{ bytes: Uint8Array }> {
+    return this.withReauth(() => this.viaNodeHttpOnce(method, path, body, extraHeaders));
   }
 
   private async viaNodeHttpOnce(method: string, path: string, body?: Uint8Array, extraHeaders?: Record<string, string>): Promise<{ bytes: Uint8Array }> {

@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import type { CommandContext } from '../context.ts';
 import { CliError } from '../context.ts';
 import { ApiError } from '../api.ts';
-import { robotClient, robotPull, robotPush, robotStart, robotState, wipeRobotSession, type LatestRelease, type RobotSession } from './robot.ts';
+import { robotClient, robotPull, robotPush, robotStart, robotState, servedRevocations, wipeRobotSession, type LatestRelease, type RobotSession } from './robot.ts';
 import { robotTrain } from './robot-train.ts';
 import { openReleaseManifest } from '../../core/records/release-manifest.ts';
 import { openKeyRecord } from '../../core/records/key-record.ts';
@@ -72,6 +72,7 @@ export type AgentEvent =
   | { event: 'release_skipped'; releaseId: string; releaseVersion: number; code: string; message: string }
   | { event: 'tick_failed'; code: string; message: string }
   | { event: 'precomputed'; ciphertexts: number; keyVersion: number; pool: number }
+  | { event: 'precompute_failed'; code: string; message: string }
   | { event: 'stopped'; ticks: number; pushed: number; pulled: number; refused: number };
 
 /** Error codes after which the same push may succeed later: the network or a busy server, not the round.
@@ -121,7 +122,10 @@ export class RobotAgent {
       await this.resendOutbox();
       await this.contribute();
       await this.followRelease();
-      if (!this.opts.once) await this.precompute();
+      if (!this.opts.once) {
+        // An optimization: a failure here is reported and the next tick tries again; pushes do not depend on it.
+        await this.precompute().catch((error: unknown) => this.emit({ event: 'precompute_failed', code: errorCode(error), message: (error as Error).message }));
+      }
     } catch (error) {
       if (!isTransient(error)) throw error;
       this.emit({ event: 'tick_failed', code: errorCode(error), message: (error as Error).message });
@@ -220,8 +224,7 @@ export class RobotAgent {
     const current = await api.json<{ record: string }>('GET', '/v1/he-keys/current');
     const key = openKeyRecord({ bytes: fromBase64(current.record), trustedKeys: pinned });
     if (key.record.orgId !== identity.orgId) throw new IntegrityError('the current HE key record names another organization');
-    const served = await api.json<Array<{ record: string }>>('GET', '/v1/he-keys/revocations');
-    const revocations = served.flatMap((r) => (typeof r.record === 'string' && r.record.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(r.record) ? [fromBase64(r.record)] : []));
+    const revocations = await servedRevocations(api);
     if (findKeyRevocation({ revocations, trustedKeys: pinned, orgId: identity.orgId, keyVersion: key.record.keyVersion, heKeyFingerprint: key.fingerprint })) {
       this.zeroPool.wipe();
       return;

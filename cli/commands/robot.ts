@@ -89,6 +89,12 @@ export async function robotClient(ctx: CommandContext): Promise<RobotSession> {
   return { identity, secrets, api, pinned: identity.officerPublicKeys.map((k) => fromBase64(k)) };
 }
 
+/** The HE key revocations the server holds (signed records; only those a pinned officer key signed count, findKeyRevocation). */
+export async function servedRevocations(api: ApiClient): Promise<Uint8Array[]> {
+  const served = await api.json<Array<{ record: string }>>('GET', '/v1/he-keys/revocations');
+  return served.flatMap((r) => (typeof r.record === 'string' && /^[A-Za-z0-9+/]*={0,2}$/.test(r.record) && r.record.length % 4 === 0 ? [fromBase64(r.record)] : []));
+}
+
 /** Overwrites a session's secret keys in memory (the agent's stop; JavaScript gives no stronger guarantee). */
 export function wipeRobotSession(session: RobotSession): void {
   session.secrets.dsaSecretKey.fill(0);
@@ -205,8 +211,7 @@ export async function robotPush(
     throw new IntegrityError('the HE key record the server returned is not the one the round config names');
   // Refuse a key an officer revoked. Only revocations signed by a pinned officer key are believed, so
   // the server can neither invent one nor (short of withholding it) hide one it holds.
-  const served = await api.json<Array<{ record: string }>>('GET', '/v1/he-keys/revocations');
-  const revocations = served.flatMap((r) => (typeof r.record === 'string' && /^[A-Za-z0-9+/]*={0,2}$/.test(r.record) && r.record.length % 4 === 0 ? [fromBase64(r.record)] : []));
+  const revocations = await servedRevocations(api);
   const revoked = findKeyRevocation({ revocations, trustedKeys: pinned, orgId: identity.orgId, keyVersion: config.keyVersion, heKeyFingerprint: key.fingerprint });
   if (revoked) throw new CliError(`HE key version ${config.keyVersion} was revoked by an officer (${revoked.reason}); refusing to encrypt to it`, 'key_revoked');
   const start = roundStartAdapter({ config, base: await baseAdapter(ctx, opts.base) });
