@@ -7,15 +7,18 @@
 //
 // Data flow. The main thread is the officer; the robots are simulated by a pool of worker threads
 // (this file again, entered through full-round-robot.mjs), each holding a share of the robots' homes.
-// Every robot push is the robot CLI's `robotPush` (one command: unseal the robot's keys once, fetch and
-// verify the round and the HE key record, encode, encrypt, sign, outbox, upload), several robots in
-// flight at once (--workers threads x --per-worker each), like a fleet whose robots push
-// independently; on this 2-core machine they share the cores with the server and the officer. The
+// Robots run as `robot agent` does (cli/commands/robot-agent.ts): before the round each unseals its keys
+// once and precomputes the encryptions of zero its push will need (`agent_start`, reported apart); every
+// push is the robot CLI's `robotPush` with that session and pool (fetch and verify the round and the HE
+// key record, encode, add the scaled plaintext, sign, outbox, upload). `--unseal-per-push` runs one-shot
+// commands instead (each unseals, nothing precomputed); `--no-precompute` keeps the agents' sessions
+// without the pool. Several robots are in flight at once (--workers threads x --per-worker each), like a
+// fleet whose robots push independently; on this 2-core machine they share the cores with the server and the officer. The
 // server is its own process (its own event loop and I/O thread pool, as in deployment), with the
 // per-user and per-robot rate limits lifted (one officer enrolls the whole fleet within a minute).
 //
 // Before the round (reported apart, not in the timed figure): server start, bootstrap, officer keys,
-// enrollment (each robot seals its keys with scrypt N=2^17), and each robot's synthetic "local
+// enrollment (each robot seals its keys with scrypt N=2^17), the agents' start, and each robot's synthetic "local
 // training" (a random perturbation of the template adapter, saved as its trained adapter: the round's
 // start adapter is the template, freezeA off). Timed, open to signed release: round open, every robot's
 // push, close, review, release — wall clock. After it (reported apart): every robot pulls the release.
