@@ -112,7 +112,7 @@ export class ApiClient {
   }
 
   async binary(method: string, path: string, body?: Uint8Array): Promise<Uint8Array> {
-    if (method === 'GET' && body === undefined) return this.download(path);
+    if (method === 'GET' && body === undefined) return (await this.viaNodeHttp('GET', path)).bytes;
     const res = await this.send(method, path, body, body ? 'application/octet-stream' : undefined);
     return new Uint8Array(await res.arrayBuffer());
   }
@@ -124,10 +124,6 @@ export class ApiClient {
    * way). Same authentication, errors (ApiError from the server's JSON body, `unreachable`) and
    * re-authentication as every other call.
    */
-  private async download(path: string): Promise<Uint8Array> {
-    return (await this.viaNodeHttp('GET', path)).bytes;
-  }
-
   private viaNodeHttp(method: string, path: string, body?: Uint8Array, extraHeaders?: Record<string, string>): Promise<{ bytes: Uint8Array }> {
     return this.withReauth(() => this.viaNodeHttpOnce(method, path, body, extraHeaders));
   }

@@ -14,7 +14,8 @@ import { bytesToHex, equalBytes } from '../core/bytes.ts';
 import { createEncryptor, type ZeroEncryptionSource } from '../core/he/seal.ts';
 
 export class ZeroEncryptionPool {
-  #key: { fingerprint: Uint8Array; publicKey: Uint8Array; paramSetId: string } | null = null;
+  /** The HE key (record fingerprint) the pooled encryptions belong to. */
+  #key: Uint8Array | null = null;
   #zeros: Uint8Array[] = [];
 
   get size(): number {
@@ -23,7 +24,7 @@ export class ZeroEncryptionPool {
 
   /** The key the pool holds encryptions for (hex fingerprint), or null. */
   get keyFingerprint(): string | null {
-    return this.#key ? bytesToHex(this.#key.fingerprint) : null;
+    return this.#key ? bytesToHex(this.#key) : null;
   }
 
   /**
@@ -32,8 +33,8 @@ export class ZeroEncryptionPool {
    */
   async fill(options: { heKeyFingerprint: Uint8Array; publicKey: Uint8Array; paramSetId: string; target: number }): Promise<number> {
     if (!Number.isSafeInteger(options.target) || options.target < 0 || options.target > 100_000) throw new RangeError(`"target" expected 0..100000, got ${options.target}`);
-    if (this.#key && !equalBytes(this.#key.fingerprint, options.heKeyFingerprint)) this.wipe();
-    this.#key = { fingerprint: options.heKeyFingerprint.slice(), publicKey: options.publicKey, paramSetId: options.paramSetId };
+    if (this.#key && !equalBytes(this.#key, options.heKeyFingerprint)) this.wipe();
+    this.#key = options.heKeyFingerprint.slice();
     const missing = options.target - this.#zeros.length;
     if (missing <= 0) return 0;
     const encryptor = await createEncryptor({ publicKey: options.publicKey, paramSetId: options.paramSetId });
@@ -48,7 +49,7 @@ export class ZeroEncryptionPool {
 
   /** A source of this pool's encryptions for a push to the key with `heKeyFingerprint`, or undefined if the pool holds another key's. */
   sourceFor(heKeyFingerprint: Uint8Array): ZeroEncryptionSource | undefined {
-    if (!this.#key || !equalBytes(this.#key.fingerprint, heKeyFingerprint) || this.#zeros.length === 0) return undefined;
+    if (!this.#key || !equalBytes(this.#key, heKeyFingerprint) || this.#zeros.length === 0) return undefined;
     return { take: () => this.#zeros.shift() };
   }
 

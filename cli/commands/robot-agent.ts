@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import type { CommandContext } from '../context.ts';
 import { CliError } from '../context.ts';
 import { ApiError } from '../api.ts';
+import { isRetryable } from '../robot-outbox.ts';
 import { robotClient, robotPull, robotPush, robotStart, robotState, servedRevocations, wipeRobotSession, type LatestRelease, type RobotSession } from './robot.ts';
 import { robotTrain } from './robot-train.ts';
 import { openReleaseManifest } from '../../core/records/release-manifest.ts';
@@ -75,19 +76,15 @@ export type AgentEvent =
   | { event: 'precompute_failed'; code: string; message: string }
   | { event: 'stopped'; ticks: number; pushed: number; pulled: number; refused: number };
 
-/** Error codes after which the same push may succeed later: the network or a busy server, not the round.
- * `queued`: robot push kept the signed package in the outbox (cli/robot-outbox.ts). */
-const TRANSIENT = new Set(['unreachable', 'queued', 'database_busy', 'rate_limited']);
-
 function errorCode(error: unknown): string {
   if (error instanceof ApiError || error instanceof CliError) return error.code;
   const code = (error as { code?: unknown }).code;
   return typeof code === 'string' ? code : (error as Error).name || 'error';
 }
 
+/** What may succeed later: the outbox's retry rule (network, 5xx, 408, 429), or a push `robot push` kept queued in the outbox. */
 function isTransient(error: unknown): boolean {
-  if (error instanceof ApiError && (error.status === 0 || error.status >= 500 || error.status === 429)) return true;
-  return TRANSIENT.has(errorCode(error));
+  return isRetryable(error) || (error instanceof CliError && error.code === 'queued');
 }
 
 /** One agent: its session, what it has given up on, and the ETag of the release it last saw. */
